@@ -1,0 +1,17 @@
+// llamahost._native: a thin pybind11 layer over llama.cpp's C API.
+#include "common.hpp"
+
+PYBIND11_MODULE(_native, m) {
+    m.doc() = "Thin bindings over llama.cpp's C API (see llamahost for the Python engine).";
+    llama_backend_init();
+    llamahost::register_errors(m);
+    llamahost::register_logging(m);
+    llamahost::register_model(m);
+    llamahost::register_context(m);
+    llamahost::register_sampler(m);
+    llamahost::register_generator(m);
+    llamahost::register_gguf(m);
+    llamahost::register_system(m);
+    m.attr("DEFAULT_SEED") = LLAMA_DEFAULT_SEED;
+    m.attr("TOKEN_NULL") = LLAMA_TOKEN_NULL;
+}
