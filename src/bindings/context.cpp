@@ -247,15 +247,16 @@ logits/embeddings are wanted.)doc")
         .def(
             "add_sequence",
             [](Batch &b, const std::vector<llama_token> &tokens, llama_pos pos0,
-               llama_seq_id seq_id, bool logits_last) {
+               llama_seq_id seq_id, bool logits_last, bool logits_all) {
                 const std::vector<llama_seq_id> seq{seq_id};
                 for (size_t i = 0; i < tokens.size(); ++i) {
                     b.add(tokens[i], pos0 + static_cast<llama_pos>(i), seq,
-                          logits_last && i + 1 == tokens.size());
+                          logits_all || (logits_last && i + 1 == tokens.size()));
                 }
             },
             py::arg("tokens"), py::arg("pos0"), py::arg("seq_id") = 0,
-            py::arg("logits_last") = true)
+            py::arg("logits_last") = true, py::arg("logits_all") = false,
+            "Add a run of one sequence's tokens; outputs for the last one, or for all.")
         .def("clear", &Batch::clear)
         .def("__len__", &Batch::size)
         .def_property_readonly("capacity", &Batch::capacity);

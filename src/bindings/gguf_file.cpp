@@ -176,6 +176,7 @@ py::dict read_gguf(const std::string &path, int64_t max_array_length) {
     return out;
 }
 
+// <prefix>-0000k-of-0000n.gguf for 0-based shard index `no` (llama_split_path adds 1).
 std::string split_path(const std::string &prefix, int no, int count) {
     char buf[4096];
     const int n = llama_split_path(buf, sizeof(buf), prefix.c_str(), no, count);
@@ -310,7 +311,7 @@ std::vector<std::string> split_gguf(const std::string &path, const std::string &
                                 ggml_get_tensor(src.tensors, gguf_get_tensor_name(src.gguf, i)));
                 tensors.emplace_back(&src, i);
             }
-            paths.push_back(split_path(out_prefix, k + 1, n_splits));
+            paths.push_back(split_path(out_prefix, k, n_splits));
             write_gguf(out.get(), paths.back(), tensors);
         }
     }
@@ -329,14 +330,14 @@ std::string merge_gguf(const std::string &first_shard, const std::string &out_pa
                                 ")");
     }
     char prefix[4096];
-    if (llama_split_prefix(prefix, sizeof(prefix), first_shard.c_str(), 1,
+    if (llama_split_prefix(prefix, sizeof(prefix), first_shard.c_str(), 0,
                            static_cast<int>(count)) <= 0) {
         raise("ShardError", "'" + first_shard +
                                 "' is not named like the first of " + std::to_string(count) + " shards (" +
-                                split_path("<prefix>", 1, static_cast<int>(count)) + ")");
+                                split_path("<prefix>", 0, static_cast<int>(count)) + ")");
     }
     for (int64_t k = 1; k < count; ++k) {
-        const std::string p = split_path(prefix, static_cast<int>(k + 1), static_cast<int>(count));
+        const std::string p = split_path(prefix, static_cast<int>(k), static_cast<int>(count));
         shards.push_back(open_gguf(p, /*with_tensors=*/true, "ShardError"));
         const int64_t no = int_value(shards.back(), kSplitNo);
         const int64_t cnt = int_value(shards.back(), kSplitCount);

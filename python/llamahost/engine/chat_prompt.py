@@ -1,0 +1,123 @@
+"""Chat messages -> the prompt text and tokens a model expects.
+
+The GGUF's ``tokenizer.chat_template`` (Jinja) is rendered in a sandbox. When a template
+cannot be compiled or rendered by Jinja (some use extensions), llama.cpp's built-in
+templates are tried, chosen by matching the template text; a model without a template
+gets ChatML. A template that breaks the sandbox's rules is refused, never bypassed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from llamahost import _native
+from llamahost.chat.jinja_template import ChatTemplate
+from llamahost.chat.tool_calls import detect_tool_call_format
+from llamahost.engine.responses import Message
+from llamahost.errors import OptionError, TemplateError, TemplateSecurityError
+
+VALID_ROLES = ("system", "user", "assistant", "tool")
+
+
+def normalize_messages(
+    messages: Sequence[Mapping[str, Any] | Message], *, default_system: str | None = None
+) -> list[dict[str, Any]]:
+    """Plain-dict copies of `messages`, checked, with the default system prompt first."""
+    if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
+        raise OptionError("`messages` must be a list of {role, content} objects", option="messages")
+    out: list[dict[str, Any]] = []
+    for i, m in enumerate(messages):
+        d = m.to_dict() if isinstance(m, Message) else dict(m) if isinstance(m, Mapping) else None
+        if d is None:
+            raise OptionError(
+                f"`messages[{i}]` must be an object with role and content", option="messages"
+            )
+        role = d.get("role")
+        if not isinstance(role, str) or role.lower() not in VALID_ROLES:
+            raise OptionError(
+                f"`messages[{i}].role` must be one of {', '.join(VALID_ROLES)}, got {role!r}",
+                option="messages",
+            )
+        d["role"] = role.lower()
+        content = d.get("content")
+        if content is None:
+            d["content"] = ""
+        elif not isinstance(content, (str, list)):
+            raise OptionError(
+                f"`messages[{i}].content` must be a string, got {content!r}", option="messages"
+            )
+        out.append(d)
+    if default_system and not any(m["role"] == "system" for m in out):
+        out.insert(0, {"role": "system", "content": default_system})
+    return out
+
+
+def _content_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    return "".join(p.get("text", "") for p in content if isinstance(p, Mapping))
+
+
+class ChatFormatter:
+    """Renders chats for one model and tokenizes the result."""
+
+    def __init__(self, model: _native.Model, template: str | None = None) -> None:
+        self._model = model
+        self.source: str | None = template if template is not None else model.chat_template()
+        vocab = model.vocab
+        self._bos = vocab.text(vocab.bos) if vocab.bos >= 0 else ""
+        eos = vocab.eos if vocab.eos >= 0 else vocab.eot
+        self._jinja: ChatTemplate | None = None
+        if self.source:
+            try:
+                self._jinja = ChatTemplate(
+                    self.source, bos_token=self._bos, eos_token=vocab.text(eos) if eos >= 0 else ""
+                )
+            except TemplateSecurityError:
+                raise
+            except TemplateError:
+                self._jinja = None  # llama.cpp's built-in templates may still match
+        self.tool_format = detect_tool_call_format(self.source) if self.source else None
+        self.supports_thinking = bool(self.source and "<think>" in self.source)
+
+    def parses_thinking(self, think: bool | None) -> bool:
+        """Whether to separate <think> blocks: asked for, or the template uses them."""
+        if think is None:
+            return self.supports_thinking
+        return think
+
+    def render(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        think: bool | None = None,
+        add_generation_prompt: bool = True,
+    ) -> str:
+        extra = {} if think is None else {"enable_thinking": think}
+        if self._jinja is not None:
+            try:
+                return self._jinja.render(
+                    messages,
+                    add_generation_prompt=add_generation_prompt,
+                    tools=list(tools) if tools else None,
+                    extra_context=extra,
+                )
+            except TemplateSecurityError:
+                raise
+            except TemplateError:
+                if tools:
+                    raise
+        pairs = [(m["role"], _content_text(m.get("content", ""))) for m in messages]
+        if tools:
+            raise TemplateError("this model's chat template cannot render tools")
+        return str(
+            _native.apply_builtin_template(self.source or "chatml", pairs, add_generation_prompt)
+        )
+
+    def tokenize(self, prompt: str) -> list[int]:
+        """Tokens of a rendered prompt: special-token text becomes special tokens, and BOS
+        is added only when the model wants one and the template did not write it."""
+        add_special = not (self._bos and prompt.startswith(self._bos))
+        return list(self._model.vocab.tokenize(prompt, add_special, True))

@@ -1,0 +1,468 @@
+"""Model: a loaded GGUF model and the in-process inference API.
+
+    model = llamahost.load("SmolLM2-135M-Instruct.Q4_1.gguf", num_ctx=2048)
+    model.generate("The capital of France is", num_predict=16, temperature=0)   # -> str
+    for chunk in model.generate("Once", stream=True):                           # -> chunks
+        print(chunk.text, end="")
+    model.chat([{"role": "user", "content": "hi"}]).message.content
+    model.embed(["a", "b"])                                                      # -> vectors
+
+Thread safety: a Model may be shared between threads; its calls run one at a time (a
+lock guards its context). For parallel work, give each thread its own ``model.session()``
+or load the model in the server, which batches requests across sequences.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Literal, overload
+
+from llamahost import _native
+from llamahost.chat.output_parser import ChatOutputParser
+from llamahost.engine.chat_prompt import ChatFormatter, normalize_messages
+from llamahost.engine.embedding import Embedder
+from llamahost.engine.options import Options
+from llamahost.engine.responses import (
+    ChatChunk,
+    ChatResponse,
+    GenerateChunk,
+    GenerateResponse,
+    Message,
+    Metrics,
+)
+from llamahost.engine.session import GenerationRequest, Session
+from llamahost.engine.structured import Format, grammar_for
+from llamahost.errors import GGUFError, LlamahostError, ModelLoadError
+from llamahost.gguf import PathLike, model_paths
+
+ProgressCallback = Callable[[float], bool | None]
+
+
+class Model:
+    """A loaded model. Create with :func:`llamahost.load` or :meth:`Model.load`."""
+
+    def __init__(
+        self,
+        native: _native.Model,
+        options: Options,
+        *,
+        load_duration_ns: int = 0,
+        template: str | None = None,
+        system: str | None = None,
+    ) -> None:
+        self._native = native
+        self.options = options
+        self.load_duration_ns = load_duration_ns
+        self.system = system
+        self._formatter = ChatFormatter(native, template)
+        self._lock = threading.Lock()
+        self._lock_owner: int | None = None
+        self._session: Session | None = None
+        self._embedder: Embedder | None = None
+        self._load_pending = True  # the first request reports the load duration
+
+    # ---- loading ----------------------------------------------------------------------
+    @classmethod
+    def load(
+        cls,
+        source: PathLike | Sequence[PathLike],
+        *,
+        options: Mapping[str, Any] | Options | None = None,
+        progress: ProgressCallback | None = None,
+        template: str | None = None,
+        system: str | None = None,
+        **option_kwargs: Any,
+    ) -> Model:
+        """Load a GGUF file, the first shard of a split model, or a list of shards.
+
+        Options use Ollama's names (``num_ctx=8192``, ``num_gpu=0``, ``temperature=0.2``);
+        they become this model's defaults. `progress(fraction)` is called while loading
+        and may return False to cancel. `template` overrides the GGUF's chat template.
+        """
+        base = options if isinstance(options, Options) else Options.from_mapping(options)
+        opts = base.merged(option_kwargs)
+        try:
+            paths = model_paths(source)
+        except GGUFError as e:
+            raise ModelLoadError(f"cannot load model: {e}") from e
+        t0 = time.perf_counter_ns()
+        native = _native.Model.load(
+            paths,
+            n_gpu_layers=opts.num_gpu,
+            main_gpu=opts.main_gpu,
+            use_mmap=opts.use_mmap,
+            use_mlock=opts.use_mlock,
+            vocab_only=opts.vocab_only,
+            progress_callback=progress,
+        )
+        return cls(
+            native,
+            opts,
+            load_duration_ns=time.perf_counter_ns() - t0,
+            template=template,
+            system=system,
+        )
+
+    def close(self) -> None:
+        """Free the contexts now (the weights go when the last reference does)."""
+        with self._locked():
+            self._session = None
+            self._embedder = None
+
+    def __enter__(self) -> Model:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- facts ------------------------------------------------------------------------
+    @property
+    def native(self) -> _native.Model:
+        return self._native
+
+    @property
+    def paths(self) -> list[str]:
+        return list(self._native.paths)
+
+    @property
+    def description(self) -> str:
+        return str(self._native.description)
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """Every GGUF key/value, formatted by llama.cpp."""
+        return dict(self._native.metadata())
+
+    @property
+    def chat_template(self) -> str | None:
+        return self._formatter.source
+
+    @property
+    def n_ctx_train(self) -> int:
+        return int(self._native.n_ctx_train)
+
+    @property
+    def n_embd(self) -> int:
+        return int(self._native.n_embd)
+
+    @property
+    def n_params(self) -> int:
+        return int(self._native.n_params)
+
+    @property
+    def size(self) -> int:
+        return int(self._native.size)
+
+    # ---- tokens -----------------------------------------------------------------------
+    def tokenize(
+        self, text: str, *, add_special: bool = True, parse_special: bool = False
+    ) -> list[int]:
+        return list(self._native.vocab.tokenize(text, add_special, parse_special))
+
+    def detokenize(self, tokens: Sequence[int], *, render_special: bool = False) -> str:
+        return str(self._native.vocab.detokenize(list(tokens), False, render_special))
+
+    # ---- sessions ---------------------------------------------------------------------
+    def session(self, **option_kwargs: Any) -> Session:
+        """A new, independent Session (its own context and prefix cache)."""
+        return Session(self._native, self.options.merged(option_kwargs))
+
+    def _session_for(self, options: Options) -> Session:
+        if self._session is None or not self._session.matches(options):
+            self._session = None  # free the old context before creating the new one
+            self._session = Session(self._native, options)
+        return self._session
+
+    def _request_options(
+        self, options: Mapping[str, Any] | Options | None, kwargs: Mapping[str, Any]
+    ) -> Options:
+        if isinstance(options, Options):
+            return options.merged(kwargs)
+        return self.options.merged(options, **kwargs)
+
+    def _take_load_duration(self) -> int:
+        if self._load_pending:
+            self._load_pending = False
+            return self.load_duration_ns
+        return 0
+
+    # ---- generate ---------------------------------------------------------------------
+    @overload
+    def generate(self, prompt: str, *, stream: Literal[False] = ..., **kwargs: Any) -> str: ...
+    @overload
+    def generate(
+        self, prompt: str, *, stream: Literal[True], **kwargs: Any
+    ) -> Iterator[GenerateChunk]: ...
+
+    def generate(
+        self, prompt: str, *, stream: bool = False, **kwargs: Any
+    ) -> str | Iterator[GenerateChunk]:
+        """Complete `prompt`: the text (``stream=False``) or an iterator of chunks.
+
+        Keyword arguments: Ollama options (``num_predict=32, temperature=0, stop=[...]``)
+        or ``options={...}``; ``format`` ("json" or a JSON schema) or ``grammar`` (GBNF);
+        ``apply_template=True`` to wrap the prompt in the chat template as a user message
+        (with ``system``), as Ollama's /api/generate does unless ``raw``; ``context`` (the
+        token list from a previous answer) to continue it; ``logit_bias``;
+        ``truncate``/``shift`` (see GenerationRequest).
+        """
+        if stream:
+            return self._generate_chunks(prompt, native_loop=False, **kwargs)
+        return "".join(c.text for c in self._generate_chunks(prompt, native_loop=True, **kwargs))
+
+    def generate_response(self, prompt: str, **kwargs: Any) -> GenerateResponse:
+        """Like generate() but with tokens, done_reason and metrics; uses the native loop."""
+        return self._collect(self._generate_chunks(prompt, native_loop=True, **kwargs))
+
+    def _generate_chunks(
+        self,
+        prompt: str,
+        *,
+        native_loop: bool,
+        options: Mapping[str, Any] | Options | None = None,
+        format: Format = None,
+        grammar: str | None = None,
+        apply_template: bool = False,
+        system: str | None = None,
+        context: Sequence[int] | None = None,
+        logit_bias: Mapping[int, float] | None = None,
+        truncate: bool = True,
+        shift: bool = True,
+        **option_kwargs: Any,
+    ) -> Iterator[GenerateChunk]:
+        t0 = time.perf_counter_ns()
+        opts = self._request_options(options, option_kwargs)
+        request = GenerationRequest(
+            options=opts,
+            grammar=grammar_for(format, grammar),
+            logit_bias=logit_bias,
+            truncate=truncate,
+            shift=shift,
+        )
+        if apply_template:
+            messages = []
+            if system or self.system:
+                messages.append({"role": "system", "content": system or self.system})
+            messages.append({"role": "user", "content": prompt})
+            tokens = self._formatter.tokenize(self._formatter.render(messages))
+        else:
+            tokens = self.tokenize(prompt, add_special=not context, parse_special=False)
+        if context:
+            tokens = list(context) + tokens
+        return self._locked_stream(tokens, request, t0, native_loop)
+
+    def _locked_stream(
+        self, tokens: list[int], request: GenerationRequest, t0: int, native_loop: bool
+    ) -> Iterator[GenerateChunk]:
+        with self._locked():
+            session = self._session_for(request.options)
+            load_ns = self._take_load_duration()
+            if native_loop:
+                yield from session.complete(
+                    tokens, request, started_ns=t0, load_duration_ns=load_ns
+                )
+            else:
+                yield from session.generate(
+                    tokens, request, started_ns=t0, load_duration_ns=load_ns
+                )
+
+    @staticmethod
+    def _collect(chunks: Iterator[GenerateChunk]) -> GenerateResponse:
+        text: list[str] = []
+        tokens: list[int] = []
+        for chunk in chunks:
+            text.append(chunk.text)
+            tokens.extend(chunk.tokens)
+            if chunk.done:
+                return GenerateResponse(
+                    text="".join(text),
+                    tokens=tokens,
+                    done_reason=chunk.done_reason or "stop",
+                    metrics=chunk.metrics or Metrics(),
+                    context=chunk.context or [],
+                )
+        raise LlamahostError("generation ended without a final chunk")
+
+    # ---- chat -------------------------------------------------------------------------
+    @overload
+    def chat(
+        self,
+        messages: Sequence[Mapping[str, Any] | Message],
+        *,
+        stream: Literal[False] = ...,
+        **kwargs: Any,
+    ) -> ChatResponse: ...
+    @overload
+    def chat(
+        self,
+        messages: Sequence[Mapping[str, Any] | Message],
+        *,
+        stream: Literal[True],
+        **kwargs: Any,
+    ) -> Iterator[ChatChunk]: ...
+
+    def chat(
+        self,
+        messages: Sequence[Mapping[str, Any] | Message],
+        *,
+        stream: bool = False,
+        **kwargs: Any,
+    ) -> ChatResponse | Iterator[ChatChunk]:
+        """Answer a conversation with the model's chat template.
+
+        Keyword arguments as for generate(), plus ``tools`` (OpenAI/Ollama function
+        schemas; calls come back in ``message.tool_calls``) and ``think`` (True/False to
+        turn a reasoning model's thinking on/off; thinking comes back in
+        ``message.thinking``). Returns a ChatResponse, or chunks with ``stream=True``.
+        """
+        chunks = self._chat_chunks(messages, native_loop=not stream, **kwargs)
+        if stream:
+            return chunks
+        content: list[str] = []
+        thinking: list[str] = []
+        calls = []
+        for chunk in chunks:
+            content.append(chunk.message.content)
+            thinking.append(chunk.message.thinking)
+            calls.extend(chunk.message.tool_calls)
+            if chunk.done:
+                message = Message("assistant", "".join(content), "".join(thinking), calls)
+                return ChatResponse(
+                    message=message,
+                    done_reason=chunk.done_reason or "stop",
+                    metrics=chunk.metrics or Metrics(),
+                )
+        raise LlamahostError("chat ended without a final chunk")
+
+    def _chat_chunks(
+        self,
+        messages: Sequence[Mapping[str, Any] | Message],
+        *,
+        native_loop: bool,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        think: bool | None = None,
+        options: Mapping[str, Any] | Options | None = None,
+        format: Format = None,
+        grammar: str | None = None,
+        logit_bias: Mapping[int, float] | None = None,
+        truncate: bool = True,
+        shift: bool = True,
+        **option_kwargs: Any,
+    ) -> Iterator[ChatChunk]:
+        t0 = time.perf_counter_ns()
+        opts = self._request_options(options, option_kwargs)
+        msgs = normalize_messages(messages, default_system=self.system)
+        prompt = self._formatter.render(msgs, tools=tools, think=think)
+        tokens = self._formatter.tokenize(prompt)
+        request = GenerationRequest(
+            options=opts,
+            grammar=grammar_for(format, grammar),
+            logit_bias=logit_bias,
+            render_special=bool(tools),
+            truncate=truncate,
+            shift=shift,
+        )
+        parser = ChatOutputParser(
+            think=self._formatter.parses_thinking(think),
+            tool_format=self._formatter.tool_format if tools else None,
+        )
+        return self._chat_stream(tokens, request, parser, t0, native_loop)
+
+    def _chat_stream(
+        self,
+        tokens: list[int],
+        request: GenerationRequest,
+        parser: ChatOutputParser,
+        t0: int,
+        native_loop: bool,
+    ) -> Iterator[ChatChunk]:
+        for chunk in self._locked_stream(tokens, request, t0, native_loop):
+            deltas = parser.feed(chunk.text) if chunk.text else []
+            if chunk.done:
+                deltas = deltas + parser.finish()
+            message = Message(
+                "assistant",
+                "".join(d.content for d in deltas),
+                "".join(d.thinking for d in deltas),
+                [c for d in deltas for c in d.tool_calls],
+            )
+            if chunk.done:
+                yield ChatChunk(
+                    message, done=True, done_reason=chunk.done_reason, metrics=chunk.metrics
+                )
+            elif message.content or message.thinking or message.tool_calls:
+                yield ChatChunk(message)
+
+    # ---- embeddings -------------------------------------------------------------------
+    def embed(
+        self,
+        texts: str | Sequence[str],
+        *,
+        normalize: bool = True,
+        truncate: bool = True,
+        pooling: str | None = None,
+        options: Mapping[str, Any] | Options | None = None,
+        **option_kwargs: Any,
+    ) -> list[list[float]]:
+        """One L2-normalised vector per text (pooled as the model declares, else mean)."""
+        return self.embed_with_count(
+            texts,
+            normalize=normalize,
+            truncate=truncate,
+            pooling=pooling,
+            options=options,
+            **option_kwargs,
+        )[0]
+
+    def embed_with_count(
+        self,
+        texts: str | Sequence[str],
+        *,
+        normalize: bool = True,
+        truncate: bool = True,
+        pooling: str | None = None,
+        options: Mapping[str, Any] | Options | None = None,
+        **option_kwargs: Any,
+    ) -> tuple[list[list[float]], int]:
+        """embed(), also returning how many tokens were processed."""
+        batch = [texts] if isinstance(texts, str) else list(texts)
+        opts = self._request_options(options, option_kwargs)
+        if not batch:
+            return [], 0
+        with self._locked():
+            if self._embedder is None or not self._embedder.matches(opts, pooling):
+                self._embedder = None
+                self._embedder = Embedder(self._native, opts, pooling)
+            return self._embedder.embed(batch, normalize=normalize, truncate=truncate)
+
+    # ---- locking ----------------------------------------------------------------------
+    def _locked(self) -> _ModelLock:
+        return _ModelLock(self)
+
+    def abort(self) -> None:
+        """Stop the generation running in another thread (it raises AbortedError)."""
+        session = self._session
+        if session is not None:
+            session.abort()
+
+
+class _ModelLock:
+    """The model's lock; refuses (instead of deadlocking) re-entry from the same thread."""
+
+    def __init__(self, model: Model) -> None:
+        self._model = model
+
+    def __enter__(self) -> None:
+        me = threading.get_ident()
+        if self._model._lock_owner == me:
+            raise LlamahostError(
+                "this model is busy in this thread: finish or close() the open stream first"
+            )
+        self._model._lock.acquire()
+        self._model._lock_owner = me
+
+    def __exit__(self, *exc: object) -> None:
+        self._model._lock_owner = None
+        self._model._lock.release()

