@@ -65,20 +65,20 @@ def test_split_then_load_from_first_shard_and_merge(tiny_model_path: Path, tmp_p
 
 def test_shard_errors_name_what_is_wrong(tiny_model_path: Path, tmp_path: Path) -> None:
     shards = llamahost.split_gguf(tiny_model_path, tmp_path / "m", 3)
-    with pytest.raises(ShardError, match="shard 2 of 3.*first shard"):
+    with pytest.raises(ShardError, match=r"shard 2 of 3.*first shard"):
         llamahost.model_paths(shards[1])
-    with pytest.raises(ShardError, match="missing shard number.*2"):
+    with pytest.raises(ShardError, match=r"missing shard number.*2"):
         llamahost.model_paths([shards[0], shards[2]])
     with pytest.raises(ShardError, match="given twice"):
         llamahost.model_paths([shards[0], shards[1], shards[1]])
     Path(shards[2]).unlink()
-    with pytest.raises(ShardError, match="1 are missing.*m-00003-of-00003.gguf"):
+    with pytest.raises(ShardError, match=r"1 are missing.*m-00003-of-00003\.gguf"):
         llamahost.load(shards[0])
-    with pytest.raises(ShardError, match="not a readable GGUF|no such"):
+    with pytest.raises(ShardError, match=r"not a readable GGUF|no such"):
         llamahost.merge_gguf(shards[0], tmp_path / "x.gguf")
     renamed = tmp_path / "renamed.gguf"
     Path(shards[1]).rename(renamed)
-    with pytest.raises(ShardError, match="shard 2 of 3.*not named"):
+    with pytest.raises(ShardError, match=r"shard 2 of 3.*not named"):
         llamahost.model_paths(renamed)
 
 
