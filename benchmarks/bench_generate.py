@@ -52,7 +52,9 @@ def prompt_tokens(model_path: str, n_prefill: int) -> tuple[list[int], list[int]
 
 
 # ---- workers (each runs in its own process) ------------------------------------------
-def run_llamahost(args: argparse.Namespace, prefill: list[int], decode: list[int]) -> dict[str, Any]:
+def run_llamahost(
+    args: argparse.Namespace, prefill: list[int], decode: list[int]
+) -> dict[str, Any]:
     import llamahost
 
     model = llamahost.load(args.model, num_ctx=args.n_ctx, num_batch=512, num_thread=args.threads)
@@ -64,8 +66,12 @@ def run_llamahost(args: argparse.Namespace, prefill: list[int], decode: list[int
         session.prefill(prefill)
         prefill_s.append(time.perf_counter() - t0)
     options = llamahost.Options(
-        num_ctx=args.n_ctx, num_batch=512, num_thread=args.threads, num_predict=args.n_predict,
-        temperature=0.0, repeat_penalty=1.0,
+        num_ctx=args.n_ctx,
+        num_batch=512,
+        num_thread=args.threads,
+        num_predict=args.n_predict,
+        temperature=0.0,
+        repeat_penalty=1.0,
     )
     runs = []
     for _ in range(args.repeats):
@@ -83,8 +89,15 @@ def run_llama_cpp_python(
 ) -> dict[str, Any]:
     from llama_cpp import Llama
 
-    llm = Llama(args.model, n_ctx=args.n_ctx, n_batch=512, n_ubatch=512, n_threads=args.threads,
-                n_threads_batch=args.threads, verbose=False)
+    llm = Llama(
+        args.model,
+        n_ctx=args.n_ctx,
+        n_batch=512,
+        n_ubatch=512,
+        n_threads=args.threads,
+        n_threads_batch=args.threads,
+        verbose=False,
+    )
     prefill_s = []
     for _ in range(args.repeats):
         llm.reset()
@@ -95,8 +108,9 @@ def run_llama_cpp_python(
     for _ in range(args.repeats):
         llm.reset()
         times: list[float] = []
-        for _chunk in llm.create_completion(decode, max_tokens=args.n_predict, temperature=0.0,
-                                            repeat_penalty=1.0, stream=True):
+        for _chunk in llm.create_completion(
+            decode, max_tokens=args.n_predict, temperature=0.0, repeat_penalty=1.0, stream=True
+        ):
             times.append(time.perf_counter())
         runs.append((len(times), times[-1] - times[0]))
     return {"prefill_s": prefill_s, "decode": runs}
@@ -109,9 +123,20 @@ def run_cpp(args: argparse.Namespace, prefill: list[int], decode: list[int]) -> 
         pf.write_text(" ".join(map(str, prefill)))
         df.write_text(" ".join(map(str, decode)))
         out = subprocess.run(
-            [str(exe), args.model, str(args.threads), str(args.n_ctx), "512",
-             str(args.n_predict), str(pf), str(df), str(args.repeats)],
-            check=True, capture_output=True, text=True,
+            [
+                str(exe),
+                args.model,
+                str(args.threads),
+                str(args.n_ctx),
+                "512",
+                str(args.n_predict),
+                str(pf),
+                str(df),
+                str(args.repeats),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
     result = json.loads(out)
     return {"prefill_s": result["prefill_s"], "decode": [tuple(r) for r in result["decode"]]}
@@ -122,9 +147,17 @@ def build_cpp_loop() -> Path:
     exe = build / "bench_loop"
     if not exe.exists():
         subprocess.run(
-            ["cmake", "-S", str(REPO / "benchmarks" / "cpp"), "-B", str(build),
-             "-DCMAKE_BUILD_TYPE=Release", f"-DPython_EXECUTABLE={sys.executable}"],
-            check=True, capture_output=True,
+            [
+                "cmake",
+                "-S",
+                str(REPO / "benchmarks" / "cpp"),
+                "-B",
+                str(build),
+                "-DCMAKE_BUILD_TYPE=Release",
+                f"-DPython_EXECUTABLE={sys.executable}",
+            ],
+            check=True,
+            capture_output=True,
         )
         subprocess.run(["cmake", "--build", str(build)], check=True, capture_output=True)
     return exe
@@ -170,26 +203,49 @@ def main() -> None:
         token_file.write_text(json.dumps([prefill, decode]))
         for _ in range(args.rounds):
             for engine in engines:
-                cmd = [sys.executable, __file__, "--worker", engine, "--tokens", str(token_file),
-                       "--model", args.model, "--threads", str(args.threads),
-                       "--n-predict", str(args.n_predict), "--n-ctx", str(args.n_ctx),
-                       "--repeats", str(args.repeats)]
-                out = subprocess.run(cmd, check=True, capture_output=True, text=True,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"}).stdout
+                cmd = [
+                    sys.executable,
+                    __file__,
+                    "--worker",
+                    engine,
+                    "--tokens",
+                    str(token_file),
+                    "--model",
+                    args.model,
+                    "--threads",
+                    str(args.threads),
+                    "--n-predict",
+                    str(args.n_predict),
+                    "--n-ctx",
+                    str(args.n_ctx),
+                    "--repeats",
+                    str(args.repeats),
+                ]
+                out = subprocess.run(
+                    cmd,
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                    env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                ).stdout
                 result = json.loads(out.strip().splitlines()[-1])
                 samples[engine]["prefill_s"] += result["prefill_s"]
                 samples[engine]["decode"] += result["decode"]
 
-    print(f"model={Path(args.model).name} threads={args.threads} prefill_tokens={len(prefill)} "
-          f"decode_tokens={args.n_predict} samples={args.rounds * args.repeats}")
+    print(
+        f"model={Path(args.model).name} threads={args.threads} prefill_tokens={len(prefill)} "
+        f"decode_tokens={args.n_predict} samples={args.rounds * args.repeats}"
+    )
     rates: dict[str, tuple[float, float]] = {}
     for engine in engines:
         prefill_rate = len(prefill) / statistics.median(samples[engine]["prefill_s"])
         decode_rate = statistics.median((n - 1) / s for n, s in samples[engine]["decode"])
         counts = sorted({n for n, _ in samples[engine]["decode"]})
         rates[engine] = (prefill_rate, decode_rate)
-        print(f"engine={engine} prefill_tok_s={prefill_rate:.1f} decode_tok_s={decode_rate:.1f}"
-              + ("" if counts == [args.n_predict] else f"  (tokens generated: {counts})"))
+        print(
+            f"engine={engine} prefill_tok_s={prefill_rate:.1f} decode_tok_s={decode_rate:.1f}"
+            + ("" if counts == [args.n_predict] else f"  (tokens generated: {counts})")
+        )
     for other in ("cpp", "llama-cpp-python"):
         if "llamahost" in rates and other in rates:
             p = rates["llamahost"][0] / rates[other][0]

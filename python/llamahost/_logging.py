@@ -27,8 +27,12 @@ def set_log_level(level: str | int) -> None:
             )
         native = _LEVELS[level.lower()]
     else:
-        native = 1 if level <= logging.DEBUG else 2 if level <= logging.INFO else (
-            3 if level <= logging.WARNING else 4 if level <= logging.ERROR else 5
+        native = (
+            1
+            if level <= logging.DEBUG
+            else 2
+            if level <= logging.INFO
+            else (3 if level <= logging.WARNING else 4 if level <= logging.ERROR else 5)
         )
     _native.set_log_level(native)
 

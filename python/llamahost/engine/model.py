@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from contextlib import closing
 from typing import Any, Literal, overload
 
 from llamahost import _native
@@ -231,7 +232,7 @@ class Model:
         truncate: bool = True,
         shift: bool = True,
         **option_kwargs: Any,
-    ) -> Iterator[GenerateChunk]:
+    ) -> Generator[GenerateChunk, None, None]:
         t0 = time.perf_counter_ns()
         opts = self._request_options(options, option_kwargs)
         request = GenerationRequest(
@@ -255,7 +256,7 @@ class Model:
 
     def _locked_stream(
         self, tokens: list[int], request: GenerationRequest, t0: int, native_loop: bool
-    ) -> Iterator[GenerateChunk]:
+    ) -> Generator[GenerateChunk, None, None]:
         with self._locked():
             session = self._session_for(request.options)
             load_ns = self._take_load_duration()
@@ -269,20 +270,21 @@ class Model:
                 )
 
     @staticmethod
-    def _collect(chunks: Iterator[GenerateChunk]) -> GenerateResponse:
+    def _collect(chunks: Generator[GenerateChunk, None, None]) -> GenerateResponse:
         text: list[str] = []
         tokens: list[int] = []
-        for chunk in chunks:
-            text.append(chunk.text)
-            tokens.extend(chunk.tokens)
-            if chunk.done:
-                return GenerateResponse(
-                    text="".join(text),
-                    tokens=tokens,
-                    done_reason=chunk.done_reason or "stop",
-                    metrics=chunk.metrics or Metrics(),
-                    context=chunk.context or [],
-                )
+        with closing(chunks):
+            for chunk in chunks:
+                text.append(chunk.text)
+                tokens.extend(chunk.tokens)
+                if chunk.done:
+                    return GenerateResponse(
+                        text="".join(text),
+                        tokens=tokens,
+                        done_reason=chunk.done_reason or "stop",
+                        metrics=chunk.metrics or Metrics(),
+                        context=chunk.context or [],
+                    )
         raise LlamahostError("generation ended without a final chunk")
 
     # ---- chat -------------------------------------------------------------------------
@@ -323,17 +325,18 @@ class Model:
         content: list[str] = []
         thinking: list[str] = []
         calls = []
-        for chunk in chunks:
-            content.append(chunk.message.content)
-            thinking.append(chunk.message.thinking)
-            calls.extend(chunk.message.tool_calls)
-            if chunk.done:
-                message = Message("assistant", "".join(content), "".join(thinking), calls)
-                return ChatResponse(
-                    message=message,
-                    done_reason=chunk.done_reason or "stop",
-                    metrics=chunk.metrics or Metrics(),
-                )
+        with closing(chunks):
+            for chunk in chunks:
+                content.append(chunk.message.content)
+                thinking.append(chunk.message.thinking)
+                calls.extend(chunk.message.tool_calls)
+                if chunk.done:
+                    message = Message("assistant", "".join(content), "".join(thinking), calls)
+                    return ChatResponse(
+                        message=message,
+                        done_reason=chunk.done_reason or "stop",
+                        metrics=chunk.metrics or Metrics(),
+                    )
         raise LlamahostError("chat ended without a final chunk")
 
     def _chat_chunks(
@@ -350,7 +353,7 @@ class Model:
         truncate: bool = True,
         shift: bool = True,
         **option_kwargs: Any,
-    ) -> Iterator[ChatChunk]:
+    ) -> Generator[ChatChunk, None, None]:
         t0 = time.perf_counter_ns()
         opts = self._request_options(options, option_kwargs)
         msgs = normalize_messages(messages, default_system=self.system)
@@ -367,6 +370,8 @@ class Model:
         parser = ChatOutputParser(
             think=self._formatter.parses_thinking(think),
             tool_format=self._formatter.tool_format if tools else None,
+            # a template that opens the thinking block itself leaves the model inside it
+            thinking_started=prompt.rstrip().endswith("<think>"),
         )
         return self._chat_stream(tokens, request, parser, t0, native_loop)
 
@@ -377,7 +382,7 @@ class Model:
         parser: ChatOutputParser,
         t0: int,
         native_loop: bool,
-    ) -> Iterator[ChatChunk]:
+    ) -> Generator[ChatChunk, None, None]:
         for chunk in self._locked_stream(tokens, request, t0, native_loop):
             deltas = parser.feed(chunk.text) if chunk.text else []
             if chunk.done:

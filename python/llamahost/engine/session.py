@@ -277,10 +277,7 @@ class Session:
                         break
             tail = text.finish()
             t_done = time.perf_counter_ns()
-            if text.stopped or gen.done_reason == "stop":
-                done_reason = "stop"
-            else:
-                done_reason = "length"
+            done_reason = "stop" if text.stopped or gen.done_reason == "stop" else "length"
             metrics = Metrics(
                 total_duration=t_done - t0 + load_duration_ns,
                 load_duration=load_duration_ns,

@@ -1,0 +1,261 @@
+"""The Python engine (Model, Session) on the generated tiny model: behaviour, not quality."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import llamahost
+from llamahost.errors import (
+    AbortedError,
+    ContextOverflowError,
+    LlamahostError,
+    OptionError,
+    TemplateSecurityError,
+)
+
+NO_EOS = {2: float("-inf")}  # random weights: keep generating to the token limit
+GREEDY = {"temperature": 0, "num_predict": 24, "logit_bias": NO_EOS}
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model_path: Path) -> llamahost.Model:
+    return llamahost.load(tiny_model_path, num_ctx=512, num_batch=64, num_thread=1)
+
+
+def test_generate_returns_text_and_is_deterministic_when_greedy(model: llamahost.Model) -> None:
+    first = model.generate("hello", **GREEDY)
+    assert isinstance(first, str) and first
+    assert model.generate("hello", **GREEDY) == first
+
+
+def test_stream_equals_non_stream(model: llamahost.Model) -> None:
+    whole = model.generate_response("stream me", **GREEDY)
+    chunks = list(model.generate("stream me", stream=True, **GREEDY))
+    assert "".join(c.text for c in chunks) == whole.text
+    assert [t for c in chunks for t in c.tokens] == whole.tokens
+    assert chunks[-1].done and not any(c.done for c in chunks[:-1])
+    assert chunks[-1].done_reason == whole.done_reason == "length"
+    assert whole.metrics.eval_count == len(whole.tokens) == 24
+
+
+def test_seeded_sampling_is_reproducible(model: llamahost.Model) -> None:
+    opts = {"temperature": 1.0, "seed": 42, "num_predict": 24, "logit_bias": NO_EOS}
+    a = model.generate("seed", **opts)
+    assert model.generate("seed", **opts) == a
+    assert model.generate("seed", **{**opts, "seed": 43}) != a
+
+
+def test_stop_string_ends_output_before_it(model: llamahost.Model) -> None:
+    full = model.generate_response("stop test", **GREEDY)
+    text = full.text
+    stop = text[len(text) // 2 : len(text) // 2 + 2]
+    cut = text.index(stop)
+    assert stop.strip()
+    res = model.generate_response("stop test", stop=[stop], **GREEDY)
+    assert res.text == text[:cut]
+    assert res.done_reason == "stop"
+    streamed = "".join(
+        c.text for c in model.generate("stop test", stream=True, stop=[stop], **GREEDY)
+    )
+    assert streamed == res.text
+
+
+def test_prefix_cache_decodes_only_the_new_suffix(model: llamahost.Model) -> None:
+    session = model.session()
+    req = llamahost.GenerationRequest(options=model.options.merged(temperature=0, num_predict=4))
+    a = model.tokenize("The first part of a prompt that stays the same. ")
+    b = a + model.tokenize("Then a new question?", add_special=False)
+    first = list(session.generate(a, req))[-1].metrics
+    assert first.prompt_cached_count == 0
+    second = list(session.generate(b, req))[-1].metrics
+    assert second.prompt_eval_count == len(b)
+    assert second.prompt_cached_count == len(a)  # only len(b) - len(a) tokens were decoded
+
+    fresh = model.session()
+    expected = [t for c in fresh.generate(b, req) for t in c.tokens]
+    session.reset()
+    cached_twice = list(session.generate(b, req))
+    again = list(session.generate(b, req))
+    assert again[-1].metrics.prompt_cached_count == len(b) - 1  # the last token is redone
+    assert [t for c in cached_twice for t in c.tokens] == expected
+    assert [t for c in again for t in c.tokens] == expected
+
+
+def test_model_generate_reuses_its_session_cache(model: llamahost.Model) -> None:
+    prompt = "cache me " * 10
+    model.generate_response(prompt, **GREEDY)
+    res = model.generate_response(prompt + "and more", **GREEDY)
+    assert res.metrics.prompt_cached_count > 10
+
+
+def test_context_overflow_truncates_or_raises(model: llamahost.Model) -> None:
+    long_prompt = "x" * 2000  # 2000 byte tokens > num_ctx 512
+    res = model.generate_response(long_prompt, **GREEDY)
+    assert res.metrics.prompt_eval_count < 512
+    assert res.metrics.eval_count == 24
+    n = len(model.tokenize(long_prompt))
+    with pytest.raises(ContextOverflowError, match=f"{n} tokens but the context holds 512") as e:
+        model.generate(long_prompt, truncate=False, **GREEDY)
+    assert (e.value.n_prompt, e.value.n_ctx) == (n, 512)
+    assert model.generate("after overflow", **GREEDY)  # still works
+
+
+def test_fill_context_and_shift(model: llamahost.Model) -> None:
+    res = model.generate_response("fill", temperature=0, num_predict=-2, logit_bias=NO_EOS)
+    assert res.done_reason == "length"
+    assert res.metrics.prompt_eval_count + res.metrics.eval_count == 512
+    shifted = model.generate_response("shift", temperature=0, num_predict=700, logit_bias=NO_EOS)
+    assert shifted.metrics.eval_count == 700  # longer than the context: it shifted
+    no_shift = model.generate_response(
+        "shift", temperature=0, num_predict=700, logit_bias=NO_EOS, shift=False
+    )
+    assert no_shift.done_reason == "length" and no_shift.metrics.eval_count < 512
+
+
+def test_closing_a_stream_midway_leaves_the_model_usable(model: llamahost.Model) -> None:
+    expected = model.generate("cancel", **GREEDY)
+    stream = model.generate("cancel", stream=True, **GREEDY)
+    taken = [next(stream) for _ in range(3)]
+    assert all(not c.done for c in taken)
+    with pytest.raises(LlamahostError, match="busy in this thread"):
+        model.generate("while open", **GREEDY)
+    stream.close()
+    assert model.generate("cancel", **GREEDY) == expected
+
+
+def test_abort_from_another_thread_then_continue(model: llamahost.Model) -> None:
+    stream = model.generate(
+        "abort", stream=True, temperature=0, num_predict=100000, logit_bias=NO_EOS
+    )
+    next(stream)
+    threading.Timer(0.05, model.abort).start()
+    with pytest.raises(AbortedError):
+        for _ in stream:
+            pass
+    assert model.generate("abort", **GREEDY) == model.generate("abort", **GREEDY)
+
+
+def test_threads_share_a_model_safely(model: llamahost.Model) -> None:
+    prompts = [f"thread {i}" for i in range(4)]
+    expected = {p: model.generate(p, **GREEDY) for p in prompts}
+    results: dict[str, str] = {}
+
+    def work(p: str) -> None:
+        results[p] = model.generate(p, **GREEDY)
+
+    threads = [threading.Thread(target=work, args=(p,)) for p in prompts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == expected
+
+
+def test_bad_options_raise_and_next_request_works(model: llamahost.Model) -> None:
+    with pytest.raises(OptionError, match=r"`top_p` must be in \[0, 1\], got 1.5"):
+        model.generate("x", top_p=1.5)
+    with pytest.raises(OptionError, match="unknown option `tempature`"):
+        model.generate("x", tempature=0.2)
+    with pytest.raises(OptionError, match="format"):
+        model.generate("x", format="yaml")
+    assert model.generate("x", **GREEDY)
+
+
+def test_chat_uses_the_template_and_streams_identically(model: llamahost.Model) -> None:
+    msgs = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
+    whole = model.chat(msgs, **GREEDY)
+    assert whole.message.role == "assistant"
+    assert whole.metrics.prompt_eval_count == len(
+        model.tokenize(
+            "<|im_start|>system\nbe brief<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n"
+            "<|im_start|>assistant\n",
+            parse_special=True,
+        )
+    )
+    streamed = "".join(c.message.content for c in model.chat(msgs, stream=True, **GREEDY))
+    assert streamed == whole.message.content
+
+
+def test_chat_rejects_bad_messages_and_recovers(model: llamahost.Model) -> None:
+    with pytest.raises(OptionError, match=r"`messages\[0\].role` must be one of"):
+        model.chat([{"role": "wizard", "content": "hi"}])
+    with pytest.raises(OptionError, match="messages"):
+        model.chat("hi")  # type: ignore[arg-type]
+    assert model.chat([{"role": "user", "content": "ok"}], **GREEDY).message.content
+
+
+def test_malicious_template_is_refused(tiny_model_path: Path) -> None:
+    evil = "{{ cycler.__init__.__globals__.os.system('echo pwned') }}"
+    m = llamahost.load(tiny_model_path, num_ctx=256, template=evil)
+    with pytest.raises(TemplateSecurityError):
+        m.chat([{"role": "user", "content": "hi"}])
+    assert m.generate("still fine", **GREEDY)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_json_schema_output_validates(model: llamahost.Model, seed: int) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "maxLength": 8},
+            "ok": {"type": "boolean"},
+            "tags": {"type": "array", "items": {"enum": ["a", "b"]}, "maxItems": 3},
+        },
+        "required": ["name", "ok", "tags"],
+    }
+    # The tiny vocabulary is single bytes: keep it to ASCII, since llama.cpp's grammar reads
+    # a lone byte >= 0x80 as some character and the string lengths would not match.
+    ascii_only = {token: float("-inf") for token in range(3 + 0x80, 3 + 0x100)}
+    res = model.chat(
+        [{"role": "user", "content": "json please"}],
+        format=schema,
+        temperature=0.8,
+        seed=seed,
+        num_predict=400,
+        logit_bias=ascii_only,
+    )
+    value = json.loads(res.message.content)
+    jsonschema.validate(value, schema)
+    assert res.done_reason == "stop"
+
+
+def test_format_json_gives_an_object(model: llamahost.Model) -> None:
+    res = model.generate_response(
+        "{", format="json", temperature=0.8, seed=3, num_predict=600, top_k=5
+    )
+    if res.done_reason == "stop":
+        assert isinstance(json.loads(res.text), dict)
+    else:  # a random model may wander; what it wrote is still a valid JSON prefix
+        assert res.text.lstrip().startswith("{")
+
+
+def test_embeddings_are_normalised(model: llamahost.Model) -> None:
+    vectors = model.embed(["one", "two", "one"])
+    a = np.array(vectors)
+    assert a.shape == (3, 64)
+    assert np.allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
+    assert np.allclose(a[0], a[2], atol=1e-5)
+    raw = model.embed("one", normalize=False)
+    assert not np.isclose(np.linalg.norm(raw[0]), 1.0)
+    assert model.embed([]) == []
+    with pytest.raises(OptionError, match="pooling"):
+        model.embed("x", pooling="max")
+    with pytest.raises(ContextOverflowError):
+        model.embed("y" * 3000, truncate=False)
+    assert len(model.embed("y" * 3000)[0]) == 64
+
+
+def test_split_model_gives_same_output_as_single_file(
+    tiny_model_path: Path, tmp_path: Path
+) -> None:
+    shards = llamahost.split_gguf(tiny_model_path, tmp_path / "tiny", 3)
+    single = llamahost.load(tiny_model_path, num_ctx=256, num_thread=1)
+    split = llamahost.load(shards[0], num_ctx=256, num_thread=1)
+    assert split.paths == shards
+    assert split.generate("same", **GREEDY) == single.generate("same", **GREEDY)
