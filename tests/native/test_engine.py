@@ -259,3 +259,27 @@ def test_split_model_gives_same_output_as_single_file(
     split = llamahost.load(shards[0], num_ctx=256, num_thread=1)
     assert split.paths == shards
     assert split.generate("same", **GREEDY) == single.generate("same", **GREEDY)
+
+
+def test_greedy_penalty_shortcut_is_exact(model: llamahost.Model) -> None:
+    from llamahost import _native
+    from llamahost.engine.sampling import build_sampler
+
+    native = model.native
+    for last_n, repeat, presence in [(8, 1.5, 0.0), (16, 3.0, 0.5), (4, 1.2, 0.2)]:
+        opts = model.options.merged(temperature=0, repeat_last_n=last_n,
+                                    repeat_penalty=repeat, presence_penalty=presence)
+        fast = build_sampler(native, opts, n_ctx=512, seed=0, logit_bias=NO_EOS)
+        assert fast.names[:3] == ["logit-bias", "top-k", "penalties"]
+        slow = _native.Sampler(native)
+        slow.add_logit_bias(NO_EOS)
+        slow.add_penalties(last_n, repeat, 0.0, presence)
+        slow.add_greedy()
+        outputs = []
+        for sampler in (fast, slow):
+            ctx = model.session().context
+            tokens = model.tokenize("penalties everywhere")
+            ctx.decode_tokens(tokens, 0)
+            gen = _native.Generator(ctx, sampler, tokens, n_predict=60)
+            outputs.append([t for t, _ in gen])
+        assert outputs[0] == outputs[1]

@@ -3,7 +3,9 @@
     logit_bias -> top_k -> penalties -> DRY -> top_n_sigma -> typical -> top_p -> min_p
     -> XTC -> temperature (dynamic if dynatemp_range > 0) -> dist(seed)
 
-``temperature == 0`` selects the argmax after biases and penalties (greedy); Mirostat
+``temperature == 0`` selects the argmax after biases and penalties (greedy; with penalties
+that only lower logits, a top-k of the penalty window + 1 goes first, which is exact and
+spares a pass over the whole vocabulary); Mirostat
 replaces the truncation samplers with its own selection. Penalties run after top_k
 (when top_k > 0), as llama.cpp advises: they are slow over the whole vocabulary, and
 with top_k they see only the k candidates.
@@ -57,6 +59,10 @@ def build_sampler(
     else:
         if o.top_k > 0 and o.mirostat == 0 and not greedy:
             s.add_top_k(o.top_k)
+        elif greedy and penalties_on and o.dry_multiplier <= 0.0 and _penalties_only_lower(o):
+            # Exact shortcut: penalties lower at most `penalty_last_n` distinct tokens, so
+            # the argmax after them is among the top penalty_last_n + 1 before them.
+            s.add_top_k(penalty_last_n + 1)
         if penalties_on:
             s.add_penalties(
                 penalty_last_n, o.repeat_penalty, o.frequency_penalty, o.presence_penalty
@@ -106,3 +112,8 @@ def build_sampler(
         else:
             s.set_grammar(grammar)
     return s
+
+
+def _penalties_only_lower(o: Options) -> bool:
+    """Whether every penalty can only lower a token's logit (never raise it)."""
+    return o.repeat_penalty >= 1.0 and o.frequency_penalty >= 0.0 and o.presence_penalty >= 0.0
