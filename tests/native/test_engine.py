@@ -267,8 +267,9 @@ def test_greedy_penalty_shortcut_is_exact(model: llamahost.Model) -> None:
 
     native = model.native
     for last_n, repeat, presence in [(8, 1.5, 0.0), (16, 3.0, 0.5), (4, 1.2, 0.2)]:
-        opts = model.options.merged(temperature=0, repeat_last_n=last_n,
-                                    repeat_penalty=repeat, presence_penalty=presence)
+        opts = model.options.merged(
+            temperature=0, repeat_last_n=last_n, repeat_penalty=repeat, presence_penalty=presence
+        )
         fast = build_sampler(native, opts, n_ctx=512, seed=0, logit_bias=NO_EOS)
         assert fast.names[:3] == ["logit-bias", "top-k", "penalties"]
         slow = _native.Sampler(native)
@@ -283,3 +284,24 @@ def test_greedy_penalty_shortcut_is_exact(model: llamahost.Model) -> None:
             gen = _native.Generator(ctx, sampler, tokens, n_predict=60)
             outputs.append([t for t, _ in gen])
         assert outputs[0] == outputs[1]
+
+
+def test_ollama_go_template_renders_like_the_jinja_one(tiny_model_path: Path) -> None:
+    go_source = (
+        Path(__file__).parents[2] / ".." / "shared" / "fixtures" / "go-templates" / "chatml.gotmpl"
+    ).resolve()
+    if not go_source.exists():  # the fixtures sit beside the checkout
+        pytest.skip(f"{go_source} is not available")
+    go_model = llamahost.load(tiny_model_path, num_ctx=256, template=go_source.read_text())
+    jinja_model = llamahost.load(tiny_model_path, num_ctx=256)
+    # (with a system message this template, like Ollama, renders it as .System and again in
+    # .Messages; the Jinja one renders it once)
+    msgs = [
+        {"role": "user", "content": "hello"},
+        {"role": "assistant", "content": "hi"},
+        {"role": "user", "content": "again"},
+    ]
+    go = go_model.chat(msgs, **GREEDY)
+    jinja = jinja_model.chat(msgs, **GREEDY)
+    assert go.metrics.prompt_eval_count == jinja.metrics.prompt_eval_count
+    assert go.message.content == jinja.message.content

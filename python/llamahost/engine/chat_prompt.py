@@ -1,23 +1,39 @@
 """Chat messages -> the prompt text and tokens a model expects.
 
-The GGUF's ``tokenizer.chat_template`` (Jinja) is rendered in a sandbox. When a template
-cannot be compiled or rendered by Jinja (some use extensions), llama.cpp's built-in
-templates are tried, chosen by matching the template text; a model without a template
-gets ChatML. A template that breaks the sandbox's rules is refused, never bypassed.
+Two template languages: the GGUF's ``tokenizer.chat_template`` (Jinja, rendered in a
+sandbox) and Ollama's Modelfile ``TEMPLATE`` (Go text/template, rendered by our own
+interpreter the way Ollama does). When a Jinja template cannot be compiled or rendered
+(some use extensions), llama.cpp's built-in templates are tried, chosen by matching the
+template text; a model without a template gets ChatML. A template that breaks the
+sandbox's rules is refused, never bypassed.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from llamahost import _native
 from llamahost.chat.jinja_template import ChatTemplate
 from llamahost.chat.tool_calls import detect_tool_call_format
 from llamahost.engine.responses import Message
 from llamahost.errors import OptionError, TemplateError, TemplateSecurityError
+from llamahost.modelfile.gotemplate import GoTemplate
 
 VALID_ROLES = ("system", "user", "assistant", "tool")
+TemplateLanguage = Literal["jinja", "go"]
+_GO_ACTION = re.compile(r"\{\{-?\s*(?:\.|\$|(?:range|if|with|template|block)\s+[.$(])")
+
+
+def template_language(source: str) -> TemplateLanguage:
+    """Go for Ollama-style templates (``{{ .System }}``, ``{{ range .Messages }}``), else Jinja.
+
+    Jinja statements use ``{% ... %}`` and never start an expression with a dot.
+    """
+    if "{%" not in source and _GO_ACTION.search(source):
+        return "go"
+    return "jinja"
 
 
 def normalize_messages(
@@ -69,7 +85,11 @@ class ChatFormatter:
         self._bos = vocab.text(vocab.bos) if vocab.bos >= 0 else ""
         eos = vocab.eos if vocab.eos >= 0 else vocab.eot
         self._jinja: ChatTemplate | None = None
-        if self.source:
+        self._go: GoTemplate | None = None
+        self.language: TemplateLanguage = template_language(self.source or "")
+        if self.source and self.language == "go":
+            self._go = GoTemplate(self.source)
+        elif self.source:
             try:
                 self._jinja = ChatTemplate(
                     self.source, bos_token=self._bos, eos_token=vocab.text(eos) if eos >= 0 else ""
@@ -96,6 +116,8 @@ class ChatFormatter:
         add_generation_prompt: bool = True,
     ) -> str:
         extra = {} if think is None else {"enable_thinking": think}
+        if self._go is not None:
+            return self._go.render_ollama(messages, tools, think=think)
         if self._jinja is not None:
             try:
                 return self._jinja.render(
