@@ -1,14 +1,11 @@
 """Thin bindings over llama.cpp's C API (see llamahost for the Python engine).
 """
 from __future__ import annotations
-
 import collections.abc
-import typing
-
 import numpy
 import numpy.typing
-
-__all__: list[str] = ['DEFAULT_SEED', 'TOKEN_NULL', 'Batch', 'Context', 'Generator', 'Model', 'Sampler', 'Vocab', 'apply_builtin_template', 'builtin_templates', 'context_default_params', 'get_log_level', 'ggml_types', 'llama_time_us', 'merge_gguf', 'read_gguf', 'set_log_level', 'split_gguf', 'system_info']
+import typing
+__all__: list[str] = ['Adapter', 'Batch', 'Context', 'DEFAULT_SEED', 'Generator', 'Model', 'Sampler', 'TOKEN_NULL', 'Vocab', 'apply_builtin_template', 'builtin_templates', 'context_default_params', 'get_log_level', 'ggml_types', 'llama_time_us', 'merge_gguf', 'read_gguf', 'set_log_level', 'split_gguf', 'system_info']
 class Model:
     """
     A loaded llama.cpp model (weights and vocabulary). Immutable once loaded and safe to
@@ -85,6 +82,20 @@ class Model:
         ...
     @property
     def vocab(self) -> ...:
+        ...
+class Adapter:
+    """
+    A LoRA adapter (GGUF) loaded for one model; apply it with Context.set_adapters.
+    """
+    @staticmethod
+    def load(model: Model, path: str) -> Adapter:
+        """
+        Load a LoRA adapter GGUF for `model` (ModelLoadError with the reason).
+        """
+    def meta_value(self, key: str) -> str | None:
+        ...
+    @property
+    def path(self) -> str:
         ...
 class Vocab:
     """
@@ -229,6 +240,10 @@ class Context:
         ...
     def sequence_embeddings(self, seq_id: int) -> numpy.typing.NDArray[numpy.float32]:
         ...
+    def set_adapters(self, adapters: collections.abc.Sequence[Adapter], scales: collections.abc.Sequence[float] = []) -> None:
+        """
+        Use these LoRA adapters (scale 1.0 each unless given); [] removes them.
+        """
     def set_causal_attn(self, causal: bool) -> None:
         ...
     def set_embeddings(self, enabled: bool) -> None:

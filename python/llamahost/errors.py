@@ -25,8 +25,16 @@ so ``except llamahost.LlamahostError`` catches everything the library raises on 
     ├── BlobError                         a blob could not be stored or read
     │   ├── BlobNotFoundError (FileNotFoundError)   no blob with that digest in the store
     │   └── DigestMismatchError           written bytes do not match the declared digest or size
-    └── ManifestError                     a manifest is malformed, unreadable or not writable
-        └── ManifestNotFoundError (FileNotFoundError)   no manifest for that model name
+    ├── ManifestError                     a manifest is malformed, unreadable or not writable
+    │   └── ManifestNotFoundError (FileNotFoundError)   no manifest for that model name
+    │       └── ModelNotFoundError        no model of that name in the store
+    ├── ModelfileError (ValueError)       a Modelfile line is malformed or holds a bad value
+    └── RegistryError                     a pull or push failed; carries the HTTP status and code
+        ├── RegistryAuthError             credentials missing or refused, or a foreign token realm
+        ├── RegistryNotFoundError         the registry has no such manifest, blob or repository
+        ├── RegistryConnectionError       the registry could not be reached (after retries)
+        ├── RegistryResponseError         an unexpected status, or a malformed or oversized body
+        └── RegistryDigestMismatchError (also DigestMismatchError)   a blob failed verification
 """
 
 from __future__ import annotations
@@ -113,34 +121,6 @@ class TemplateSecurityError(TemplateError):
     """A chat template tried to reach something the sandbox forbids, or ran past its limits."""
 
 
-__all__ = [
-    "AbortedError",
-    "BlobError",
-    "BlobNotFoundError",
-    "ContextError",
-    "ContextFullError",
-    "ContextOverflowError",
-    "DecodeError",
-    "DigestMismatchError",
-    "GGUFError",
-    "GrammarError",
-    "InvalidBatchError",
-    "InvalidDigestError",
-    "InvalidNameError",
-    "LlamahostError",
-    "ManifestError",
-    "ManifestNotFoundError",
-    "ModelLoadError",
-    "OptionError",
-    "SamplerError",
-    "ShardError",
-    "StateError",
-    "TemplateError",
-    "TemplateSecurityError",
-    "TokenizeError",
-]
-
-
 class InvalidNameError(LlamahostError, ValueError):
     """A model name does not follow `[host/][namespace/]model[:tag]` and Ollama's part rules.
 
@@ -187,3 +167,101 @@ class ManifestError(LlamahostError):
 
 class ManifestNotFoundError(ManifestError, FileNotFoundError):
     """The store holds no manifest for the requested model name."""
+
+
+class ModelNotFoundError(ManifestNotFoundError):
+    """No model of that name in the store (pull or create it first)."""
+
+
+class RegistryError(LlamahostError):
+    """Talking to a model registry (OCI distribution v2) failed.
+
+    The message starts with the operation and model, then the registry's own message and
+    the HTTP status, e.g. "pull 127.0.0.1:5000/library/x:latest: manifest unknown (404)".
+    ``status`` is the HTTP status (None when no response came) and ``code`` the registry's
+    error code (``MANIFEST_UNKNOWN``, ``UNAUTHORIZED``, ...) when it sent one.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class RegistryAuthError(RegistryError):
+    """The registry wants credentials that are missing or were refused, or its token realm
+    is on another host than the registry (never contacted)."""
+
+
+class RegistryNotFoundError(RegistryError):
+    """The registry has no such manifest, blob or repository (HTTP 404)."""
+
+
+class RegistryConnectionError(RegistryError):
+    """The registry could not be reached, or kept dropping the connection, after retries."""
+
+
+class RegistryResponseError(RegistryError):
+    """The registry answered with an unexpected status or a malformed or oversized body."""
+
+
+class RegistryDigestMismatchError(RegistryError, DigestMismatchError):
+    """A downloaded blob does not match its manifest's digest or size; nothing was stored.
+
+    Catchable both as a RegistryError and as a DigestMismatchError; ``expected`` and
+    ``actual`` are as in DigestMismatchError.
+    """
+
+    def __init__(self, message: str, expected: str | int, actual: str | int) -> None:
+        DigestMismatchError.__init__(self, message, expected, actual)
+        self.status = None
+        self.code = None
+
+
+class ModelfileError(LlamahostError, ValueError):
+    """A Modelfile has a syntax error or a bad value.
+
+    ``line`` is the 1-based line the problem starts on, or None when there is none (a missing
+    FROM, a Modelfile built in code); the message then begins with it:
+    "line 3: unknown parameter `temprature`; did you mean `temperature`?".
+    """
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message if line is None else f"line {line}: {message}")
+        self.line = line
+
+
+__all__ = [
+    "AbortedError",
+    "BlobError",
+    "BlobNotFoundError",
+    "ContextError",
+    "ContextFullError",
+    "ContextOverflowError",
+    "DecodeError",
+    "DigestMismatchError",
+    "GGUFError",
+    "GrammarError",
+    "InvalidBatchError",
+    "InvalidDigestError",
+    "InvalidNameError",
+    "LlamahostError",
+    "ManifestError",
+    "ManifestNotFoundError",
+    "ModelLoadError",
+    "ModelNotFoundError",
+    "ModelfileError",
+    "OptionError",
+    "RegistryAuthError",
+    "RegistryConnectionError",
+    "RegistryDigestMismatchError",
+    "RegistryError",
+    "RegistryNotFoundError",
+    "RegistryResponseError",
+    "SamplerError",
+    "ShardError",
+    "StateError",
+    "TemplateError",
+    "TemplateSecurityError",
+    "TokenizeError",
+]

@@ -305,3 +305,24 @@ def test_ollama_go_template_renders_like_the_jinja_one(tiny_model_path: Path) ->
     jinja = jinja_model.chat(msgs, **GREEDY)
     assert go.metrics.prompt_eval_count == jinja.metrics.prompt_eval_count
     assert go.message.content == jinja.message.content
+
+
+def test_lora_adapter_changes_output_and_modelfile_messages_prefix_chats(
+    tiny_model_path: Path, tmp_path: Path
+) -> None:
+    from support.tiny_model import write_tiny_lora
+
+    lora = write_tiny_lora(tmp_path / "lora.gguf")
+    plain = llamahost.load(tiny_model_path, num_ctx=256)
+    tuned = llamahost.load(tiny_model_path, num_ctx=256, adapters=[lora])
+    assert tuned.generate("lora", **GREEDY) != plain.generate("lora", **GREEDY)
+    assert tuned.embed("lora") != plain.embed("lora")
+    with pytest.raises(llamahost.ModelLoadError, match="cannot load LoRA adapter"):
+        llamahost.load(tiny_model_path, adapters=[tiny_model_path])
+
+    history = [{"role": "user", "content": "earlier"}, {"role": "assistant", "content": "ok"}]
+    primed = llamahost.load(tiny_model_path, num_ctx=256, messages=history, system="sys")
+    question = [{"role": "user", "content": "now"}]
+    assert (primed.chat(question, **GREEDY).message.content
+            == plain.chat([{"role": "system", "content": "sys"}, *history, *question],
+                          **GREEDY).message.content)

@@ -85,3 +85,25 @@ def write_tiny_model(
     writer.write_tensors_to_file()
     writer.close()
     return path
+
+
+def write_tiny_lora(path: Path, *, rank: int = 4, seed: int = 1, alpha: float = 8.0) -> Path:
+    """A LoRA adapter GGUF for the tiny model (attention q/v and ffn_up of every block)."""
+    rng = np.random.default_rng(seed)
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_string("general.type", "adapter")
+    writer.add_string("adapter.type", "lora")
+    writer.add_float32("adapter.lora.alpha", alpha)
+    targets = {"attn_q": (N_EMBD, N_EMBD), "attn_v": (N_EMBD, N_EMBD), "ffn_up": (N_EMBD, N_FF)}
+    for i in range(N_LAYER):
+        for name, (n_in, n_out) in targets.items():
+            base = f"blk.{i}.{name}.weight"
+            a = (rng.standard_normal((rank, n_in)) * 0.5).astype(np.float32)
+            b = (rng.standard_normal((n_out, rank)) * 0.5).astype(np.float32)
+            writer.add_tensor(f"{base}.lora_a", a)
+            writer.add_tensor(f"{base}.lora_b", b)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path

@@ -98,10 +98,10 @@ def test_parse_option_text(name: str, text: str, value: object) -> None:
 @pytest.mark.parametrize(
     ("name", "text", "message"),
     [
-        ("temperature", "hot", r"`temperature` must be float, got 'hot'"),
-        ("num_ctx", "1.5", r"`num_ctx` must be int, got '1.5'"),
+        ("temperature", "hot", r"`temperature` must be a number, got 'hot'"),
+        ("num_ctx", "1.5", r"`num_ctx` must be an integer, got '1.5'"),
         ("top_p", "3", r"`top_p` must be in \[0, 1\], got 3.0"),
-        ("use_mmap", "maybe", r"`use_mmap` must be bool \| None, got 'maybe'"),
+        ("use_mmap", "maybe", r"`use_mmap` must be true or false, got 'maybe'"),
         ("nope", "1", r"unknown option `nope`"),
     ],
 )

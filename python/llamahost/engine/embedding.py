@@ -30,7 +30,13 @@ def model_pooling_type(model: _native.Model) -> int | None:
 class Embedder:
     """An embeddings context for one model. Use from one thread at a time."""
 
-    def __init__(self, model: _native.Model, options: Options, pooling: str | None = None) -> None:
+    def __init__(
+        self,
+        model: _native.Model,
+        options: Options,
+        pooling: str | None = None,
+        adapters: Sequence[_native.Adapter] = (),
+    ) -> None:
         if pooling is not None and pooling not in POOLING_TYPES:
             raise OptionError(
                 f"`pooling` must be one of {', '.join(POOLING_TYPES)}, got {pooling!r}",
@@ -60,6 +66,8 @@ class Embedder:
                 n_seq_max=MAX_SEQUENCES_PER_BATCH,
             ),
         )
+        if adapters:
+            self._ctx.set_adapters(list(adapters))
         self._encoder_only = model.has_encoder and not model.has_decoder
         self._add_eos = model.vocab.add_eos
 

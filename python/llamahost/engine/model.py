@@ -14,6 +14,7 @@ or load the model in the server, which batches requests across sequences.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
@@ -52,11 +53,15 @@ class Model:
         load_duration_ns: int = 0,
         template: str | None = None,
         system: str | None = None,
+        messages: Sequence[Mapping[str, Any]] = (),
+        adapters: Sequence[_native.Adapter] = (),
     ) -> None:
         self._native = native
         self.options = options
         self.load_duration_ns = load_duration_ns
         self.system = system
+        self.messages = [dict(m) for m in messages]  # put before every chat (Modelfile MESSAGE)
+        self.adapters = list(adapters)
         self._formatter = ChatFormatter(native, template)
         self._lock = threading.Lock()
         self._lock_owner: int | None = None
@@ -74,13 +79,17 @@ class Model:
         progress: ProgressCallback | None = None,
         template: str | None = None,
         system: str | None = None,
+        messages: Sequence[Mapping[str, Any]] = (),
+        adapters: Sequence[PathLike] = (),
         **option_kwargs: Any,
     ) -> Model:
         """Load a GGUF file, the first shard of a split model, or a list of shards.
 
         Options use Ollama's names (``num_ctx=8192``, ``num_gpu=0``, ``temperature=0.2``);
         they become this model's defaults. `progress(fraction)` is called while loading
-        and may return False to cancel. `template` overrides the GGUF's chat template.
+        and may return False to cancel. `template` overrides the GGUF's chat template
+        (Jinja, or an Ollama Go template); `system` is the default system prompt;
+        `messages` start every chat; `adapters` are LoRA GGUF files applied at scale 1.
         """
         base = options if isinstance(options, Options) else Options.from_mapping(options)
         opts = base.merged(option_kwargs)
@@ -98,12 +107,15 @@ class Model:
             vocab_only=opts.vocab_only,
             progress_callback=progress,
         )
+        loaded_adapters = [_native.Adapter.load(native, os.fspath(a)) for a in adapters]
         return cls(
             native,
             opts,
             load_duration_ns=time.perf_counter_ns() - t0,
             template=template,
             system=system,
+            messages=messages,
+            adapters=loaded_adapters,
         )
 
     def close(self) -> None:
@@ -168,12 +180,12 @@ class Model:
     # ---- sessions ---------------------------------------------------------------------
     def session(self, **option_kwargs: Any) -> Session:
         """A new, independent Session (its own context and prefix cache)."""
-        return Session(self._native, self.options.merged(option_kwargs))
+        return Session(self._native, self.options.merged(option_kwargs), self.adapters)
 
     def _session_for(self, options: Options) -> Session:
         if self._session is None or not self._session.matches(options):
             self._session = None  # free the old context before creating the new one
-            self._session = Session(self._native, options)
+            self._session = Session(self._native, options, self.adapters)
         return self._session
 
     def _request_options(
@@ -356,7 +368,7 @@ class Model:
     ) -> Generator[ChatChunk, None, None]:
         t0 = time.perf_counter_ns()
         opts = self._request_options(options, option_kwargs)
-        msgs = normalize_messages(messages, default_system=self.system)
+        msgs = normalize_messages([*self.messages, *messages], default_system=self.system)
         prompt = self._formatter.render(msgs, tools=tools, think=think)
         tokens = self._formatter.tokenize(prompt)
         request = GenerationRequest(
@@ -439,7 +451,7 @@ class Model:
         with self._locked():
             if self._embedder is None or not self._embedder.matches(opts, pooling):
                 self._embedder = None
-                self._embedder = Embedder(self._native, opts, pooling)
+                self._embedder = Embedder(self._native, opts, pooling, self.adapters)
             return self._embedder.embed(batch, normalize=normalize, truncate=truncate)
 
     # ---- locking ----------------------------------------------------------------------

@@ -208,8 +208,18 @@ def _unknown_option_message(name: str) -> str:
     return f"unknown option `{name}`{hint} (valid options: {', '.join(sorted(_FIELDS))})"
 
 
+_TYPE_NAMES = {
+    "int": "an integer",
+    "float": "a number",
+    "bool": "true or false",
+    "bool | None": "true or false",
+    "str": "a string",
+    "tuple[str, ...]": "a list of strings",
+}
+
+
 def _type_name(f: dataclasses.Field[Any]) -> str:
-    return str(f.type).replace("tuple[str, ...]", "list of strings")
+    return _TYPE_NAMES.get(str(f.type), str(f.type))
 
 
 def _validate(f: dataclasses.Field[Any], value: Any) -> Any:

@@ -82,10 +82,17 @@ class GenerationRequest:
 class Session:
     """A context with a prefix cache. Use from one thread at a time."""
 
-    def __init__(self, model: _native.Model, options: Options) -> None:
+    def __init__(
+        self,
+        model: _native.Model,
+        options: Options,
+        adapters: Sequence[_native.Adapter] = (),
+    ) -> None:
         self._model = model
         self._load_options = options.load_options()
         self._ctx = _native.Context(model, **context_params(model, options))
+        if adapters:
+            self._ctx.set_adapters(list(adapters))
         self._kv: list[int] = []  # tokens the KV cache holds for sequence 0, from position 0
         self._busy = False
 

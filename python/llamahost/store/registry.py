@@ -1,0 +1,650 @@
+"""Pull and push models through an OCI distribution v2 registry, in Ollama's layout.
+
+A model name maps to registry URLs like this (``http`` instead of ``https`` with
+``RegistryClient(insecure=True)``, which a loopback registry needs)::
+
+    name        registry.ollama.ai/library/llama3.2:1b
+    manifest    https://registry.ollama.ai/v2/library/llama3.2/manifests/1b
+    blob        https://registry.ollama.ai/v2/library/llama3.2/blobs/sha256:<hex>
+    upload      POST https://registry.ollama.ai/v2/library/llama3.2/blobs/uploads/
+                -> 202, Location: <upload URL>; then PUT <upload URL>&digest=sha256:<hex>
+
+The repository (``library/llama3.2``) is lower-cased, as OCI repository names must be;
+the tag is sent as written.
+
+Pull: GET the manifest (Docker v2 or OCI media type, at most ``max_body_bytes``), check
+it (every digest parsed, ``Docker-Content-Digest`` matched when sent), download each layer
+and then the config blob unless the store has it, each verified by BlobStore before it is
+published, and only then write the manifest's exact bytes with ManifestStore. Progress
+events carry Ollama's statuses: ``pulling manifest``, ``pulling <12 hex>`` (with
+``digest``, ``total``, ``completed``), ``verifying sha256 digest``, ``writing manifest``,
+``success``. Push: ``retrieving manifest``, ``pushing <12 hex>`` per blob (HEAD; a
+cross-repository mount when a layer's ``from`` names another model on the same registry;
+else POST + PUT), ``pushing manifest`` (PUT with the manifest's media type), ``success``.
+
+Authentication, on a ``401`` answer only:
+
+- ``WWW-Authenticate: Bearer realm=...,service=...,scope=...``: a token is fetched from
+  the realm (with the username and password as Basic credentials, when given) and sent as
+  ``Authorization: Bearer <token>``. A realm whose host name differs from the registry's
+  is refused without being contacted, since it would learn the credentials.
+- ``WWW-Authenticate: Basic``: the username and password are sent.
+
+Blob GETs follow redirects (registries send clients to their storage) to ``http(s)``
+URLs only (``https`` only unless ``insecure``), at most 10; ``Authorization`` goes to the
+registry's own origin and never to another host.
+
+Not supported: Ollama's key-signed token requests (registry.ollama.ai's push
+authentication), chunked (``PATCH``) and resumable uploads, manifest lists, and parallel
+ranged downloads of one blob.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import re
+import time
+import urllib.parse
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from llamahost.errors import (
+    BlobNotFoundError,
+    InvalidNameError,
+    ManifestError,
+    ManifestNotFoundError,
+    OptionError,
+    RegistryAuthError,
+    RegistryConnectionError,
+    RegistryError,
+    RegistryNotFoundError,
+    RegistryResponseError,
+)
+from llamahost.store.blobs import BlobStore
+from llamahost.store.digests import Digest
+from llamahost.store.manifests import (
+    MANIFEST_MEDIA_TYPE,
+    OCI_MANIFEST_MEDIA_TYPE,
+    Layer,
+    Manifest,
+    ManifestStore,
+)
+from llamahost.store.names import ModelName
+from llamahost.store.transfer import (
+    DEFAULT_MAX_BODY_BYTES,
+    RETRYABLE_STATUSES,
+    HttpResponse,
+    RequestBody,
+    download_blob,
+    is_transient,
+    send,
+    upload_blob,
+)
+
+DEFAULT_USER_AGENT = "llamahost"
+MAX_REDIRECTS = 10
+MAX_BACKOFF_S = 30.0
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_CHALLENGE_PARAM = re.compile(r'([A-Za-z][\w-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """One step of a pull or push, shaped like Ollama's ``ProgressResponse``.
+
+    ``status`` is e.g. ``"pulling manifest"`` or ``"pulling 1a2b3c4d5e6f"``; blob events
+    also carry the blob's ``digest`` (``sha256:<hex>``), ``total`` and ``completed`` bytes.
+    """
+
+    status: str
+    digest: str | None = None
+    total: int | None = None
+    completed: int | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON object Ollama streams: ``status`` plus the fields that are set."""
+        data: dict[str, object] = {"status": self.status}
+        for key in ("digest", "total", "completed"):
+            value = getattr(self, key)
+            if value is not None:
+                data[key] = value
+        return data
+
+
+ProgressCallback = Callable[[ProgressEvent], None]
+
+
+def repository(name: ModelName) -> str:
+    """The registry repository of ``name``: ``<namespace>/<model>``, lower-cased."""
+    return f"{name.namespace.lower()}/{name.model.lower()}"
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) with the default port filled in: who may see credentials."""
+    parts = urllib.parse.urlsplit(url)
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or default
+
+
+def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
+    """Split a ``WWW-Authenticate`` value into its lower-cased scheme and its parameters.
+
+    ``Bearer realm="https://r/token",service="r",scope="repository:a/b:pull"`` gives
+    ``("bearer", {"realm": "https://r/token", "service": "r", "scope": "repository:..."})``.
+    """
+    scheme, _, rest = header.strip().partition(" ")
+    params = {}
+    for match in _CHALLENGE_PARAM.finditer(rest):
+        quoted, bare = match.group(2), match.group(3)
+        value = re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else bare
+        params[match.group(1).lower()] = value
+    return scheme.lower(), params
+
+
+def _oci_error_message(body: bytes | None) -> tuple[str | None, str | None]:
+    """(message, code) from an OCI error body ``{"errors": [{"code", "message"}]}``."""
+    try:
+        errors = json.loads(body or b"").get("errors")
+    except (ValueError, AttributeError, UnicodeDecodeError):
+        return None, None
+    if not isinstance(errors, list):
+        return None, None
+    messages, codes = [], []
+    for entry in errors:
+        if isinstance(entry, dict):
+            message, code = entry.get("message"), entry.get("code")
+            if isinstance(code, str) and code:
+                codes.append(code)
+            if isinstance(message, str) and message:
+                messages.append(message)
+            elif isinstance(code, str) and code:
+                messages.append(code.lower().replace("_", " "))
+    return ("; ".join(messages) or None), (codes[0] if codes else None)
+
+
+class RegistryClient:
+    """Pulls models from and pushes them to OCI distribution v2 registries.
+
+    ``insecure`` talks plain ``http`` (needed for a registry on loopback without TLS).
+    ``username``/``password`` answer Basic challenges and go to same-host token realms.
+    ``timeout`` is the socket timeout in seconds; ``max_retries`` bounds failed attempts
+    in a row (network errors, cut bodies, 429/5xx), each followed by an exponential,
+    jittered backoff starting at ``retry_backoff_s``. ``max_body_bytes`` caps a body that
+    is not a blob (manifest, error, token). One client may serve several threads.
+    """
+
+    def __init__(
+        self,
+        *,
+        insecure: bool = False,
+        username: str | None = None,
+        password: str | None = None,
+        timeout: float = 60.0,
+        max_retries: int = 5,
+        user_agent: str = DEFAULT_USER_AGENT,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        retry_backoff_s: float = 0.5,
+    ) -> None:
+        if (username is None) != (password is None):
+            raise OptionError(
+                "`username` and `password` must be given together, got only one", "username"
+            )
+        _check_number("timeout", timeout, minimum=0.0, exclusive=True)
+        _check_number("retry_backoff_s", retry_backoff_s, minimum=0.0)
+        _check_int("max_retries", max_retries, minimum=0)
+        _check_int("max_body_bytes", max_body_bytes, minimum=1)
+        if not isinstance(user_agent, str) or not user_agent or "\n" in user_agent:
+            raise OptionError(f"`user_agent` must be a one-line string, got {user_agent!r}")
+        self.insecure = insecure
+        self.username = username
+        self.password = password
+        self.timeout = float(timeout)
+        self.max_retries = max_retries
+        self.user_agent = user_agent
+        self.max_body_bytes = max_body_bytes
+        self.retry_backoff_s = float(retry_backoff_s)
+
+    def base_url(self, name: ModelName) -> str:
+        """``https://<host>`` (``http`` when insecure) of the registry holding ``name``."""
+        return f"{'http' if self.insecure else 'https'}://{name.host}"
+
+    def manifest_url(self, name: ModelName) -> str:
+        """Where ``name``'s manifest lives: ``<base>/v2/<namespace>/<model>/manifests/<tag>``."""
+        return f"{self.base_url(name)}/v2/{repository(name)}/manifests/{name.tag}"
+
+    # -- pull ---------------------------------------------------------------------------
+
+    def pull(
+        self,
+        name: ModelName,
+        store_root: str | Path,
+        progress: ProgressCallback | None = None,
+    ) -> Digest:
+        """Download ``name`` into the store at ``store_root``; return the manifest's digest.
+
+        Blobs the store already holds are not downloaded. The manifest is written, with the
+        registry's exact bytes, only after every blob is stored and verified; on any
+        failure nothing partial is published (a cut download's partial file stays for the
+        next pull to resume). Raises a RegistryError subclass naming the model.
+        """
+        report = progress or _ignore
+        session = _Session(self, name, "pull")
+        blobs, manifests = BlobStore(store_root), ManifestStore(store_root)
+        report(ProgressEvent("pulling manifest"))
+        data, manifest = self._fetch_manifest(session)
+        layers = _distinct_layers(manifest, session.label)
+        for layer in layers:
+            status = f"pulling {layer.digest.short}"
+
+            def blob_progress(done: int, status: str = status, layer: Layer = layer) -> None:
+                report(ProgressEvent(status, str(layer.digest), layer.size, done))
+
+            report(ProgressEvent(status, str(layer.digest), layer.size, 0))
+            download_blob(session, blobs, layer, blob_progress)
+        report(ProgressEvent("verifying sha256 digest"))
+        for layer in layers:
+            try:
+                stored = blobs.size(layer.digest)
+            except BlobNotFoundError:
+                stored = None
+            if stored != layer.size:
+                raise RegistryError(
+                    f"{session.label}: blob {layer.digest} was removed from {blobs.blobs_dir} "
+                    "during the pull; the manifest was not written"
+                )
+        report(ProgressEvent("writing manifest"))
+        written = manifests.write_bytes(name, data)
+        report(ProgressEvent("success"))
+        return written
+
+    def _fetch_manifest(self, session: _Session) -> tuple[bytes, Manifest]:
+        """GET, size-check and parse the manifest; return its exact bytes and the parse."""
+        accept = f"{MANIFEST_MEDIA_TYPE}, {OCI_MANIFEST_MEDIA_TYPE}"
+        response, data = session.request_capped(
+            "GET", session.url(f"manifests/{session.name.tag}"), headers={"Accept": accept}
+        )
+        if response.status != 200:
+            raise session.error(response, body=data or b"")
+        if data is None:
+            raise RegistryResponseError(
+                f"{session.label}: the manifest is larger than the {self.max_body_bytes}-byte "
+                "limit",
+                status=response.status,
+            )
+        declared = response.header("Docker-Content-Digest")
+        if declared:
+            actual = Digest.of_bytes(data)
+            if declared.strip().lower() != str(actual):
+                raise RegistryResponseError(
+                    f"{session.label}: the manifest's bytes hash to {actual}, but the registry "
+                    f"declared {declared.strip()}",
+                    status=response.status,
+                )
+        try:
+            manifest = Manifest.from_json(data)
+        except ManifestError as exc:
+            raise RegistryResponseError(
+                f"{session.label}: the registry sent an invalid manifest: {exc}",
+                status=response.status,
+            ) from exc
+        return data, manifest
+
+    # -- push ---------------------------------------------------------------------------
+
+    def push(
+        self,
+        name: ModelName,
+        store_root: str | Path,
+        progress: ProgressCallback | None = None,
+    ) -> Digest:
+        """Upload ``name``'s blobs and manifest from the store at ``store_root``.
+
+        Blobs the registry already has are skipped; the manifest goes last, with its exact
+        stored bytes. Returns the manifest's digest. Raises ManifestNotFoundError or
+        BlobNotFoundError if the local model is incomplete (before contacting the
+        registry), else a RegistryError subclass naming the model.
+        """
+        report = progress or _ignore
+        session = _Session(self, name, "push")
+        blobs, manifests = BlobStore(store_root), ManifestStore(store_root)
+        report(ProgressEvent("retrieving manifest"))
+        if not manifests.has(name):
+            raise ManifestNotFoundError(f"{session.label}: the model is not in {store_root}")
+        path = manifests.path(name)
+        data = path.read_bytes()
+        try:
+            manifest = Manifest.from_json(data)
+        except ManifestError as exc:
+            raise ManifestError(f"{session.label}: manifest {path} is invalid: {exc}") from exc
+        layers = _distinct_layers(manifest, session.label)
+        for layer in layers:
+            try:
+                stored = blobs.size(layer.digest)
+            except BlobNotFoundError:
+                stored = None
+            if stored != layer.size:
+                raise BlobNotFoundError(
+                    f"{session.label}: blob {layer.digest} ({layer.size} bytes) is not in "
+                    f"{blobs.blobs_dir}"
+                    + ("" if stored is None else f" (a {stored}-byte file has its name)")
+                )
+        for layer in layers:
+            status = f"pushing {layer.digest.short}"
+
+            def blob_progress(done: int, status: str = status, layer: Layer = layer) -> None:
+                report(ProgressEvent(status, str(layer.digest), layer.size, done))
+
+            report(ProgressEvent(status, str(layer.digest), layer.size, 0))
+            upload_blob(
+                session,
+                blobs,
+                layer,
+                mount_from=_mount_source(name, layer),
+                progress=blob_progress,
+            )
+        report(ProgressEvent("pushing manifest"))
+        digest = Digest.of_bytes(data)
+        headers = {"Content-Type": manifest.media_type}
+        url = session.url(f"manifests/{name.tag}")
+        with session.request("PUT", url, headers=headers, body=data) as response:
+            if response.status != 201:
+                raise session.error(response, "manifest")
+            declared = response.header("Docker-Content-Digest")
+        if declared and declared.strip().lower() != str(digest):
+            raise RegistryResponseError(
+                f"{session.label}: the registry stored the manifest as {declared.strip()}, "
+                f"not as its digest {digest}",
+                status=201,
+            )
+        report(ProgressEvent("success"))
+        return digest
+
+
+def _ignore(event: ProgressEvent) -> None:
+    """The progress callback used when none is given."""
+
+
+def _check_number(option: str, value: object, *, minimum: float, exclusive: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok and (value > minimum if exclusive else value >= minimum):  # type: ignore[operator]
+        return
+    bound = f"> {minimum:g}" if exclusive else f">= {minimum:g}"
+    raise OptionError(f"`{option}` must be a number {bound}, got {value!r}", option)
+
+
+def _check_int(option: str, value: object, *, minimum: int) -> None:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= minimum:
+        return
+    raise OptionError(f"`{option}` must be an integer >= {minimum}, got {value!r}", option)
+
+
+def _distinct_layers(manifest: Manifest, label: str) -> list[Layer]:
+    """The layers, then the config, each digest once; its sizes must agree."""
+    seen: dict[Digest, Layer] = {}
+    for layer in (*manifest.layers, manifest.config):
+        first = seen.setdefault(layer.digest, layer)
+        if first.size != layer.size:
+            raise RegistryResponseError(
+                f"{label}: the manifest gives blob {layer.digest} two sizes, "
+                f"{first.size} and {layer.size}"
+            )
+    return list(seen.values())
+
+
+def _mount_source(name: ModelName, layer: Layer) -> str | None:
+    """The repository to mount ``layer`` from: its ``from`` model, if on the same registry."""
+    if not layer.from_:
+        return None
+    try:
+        source = ModelName.parse(layer.from_)
+    except InvalidNameError:
+        return None
+    if source.host.lower() != name.host.lower() or repository(source) == repository(name):
+        return None
+    return repository(source)
+
+
+class _Session:
+    """One pull or push: the registry's URLs, credentials obtained so far, and requests."""
+
+    def __init__(self, client: RegistryClient, name: ModelName, action: str) -> None:
+        self.client = client
+        self.name = name
+        self.label = f"{action} {name.display_long()}"
+        self.max_retries = client.max_retries
+        self.timeout = client.timeout
+        self.base = client.base_url(name)
+        self.registry_host = (urllib.parse.urlsplit(self.base).hostname or "").lower()
+        self._authorization: str | None = None
+
+    def url(self, path: str) -> str:
+        """``<base>/v2/<repository>/<path>``."""
+        return f"{self.base}/v2/{repository(self.name)}/{path}"
+
+    def pause(self, failures: int) -> None:
+        """Sleep ``retry_backoff_s * 2**(failures-1)`` (capped, jittered by +-50%)."""
+        delay = min(self.client.retry_backoff_s * 2 ** (failures - 1), MAX_BACKOFF_S)
+        time.sleep(delay * random.uniform(0.5, 1.5))
+
+    def _headers(self, url: str, extra: Mapping[str, str] | None) -> dict[str, str]:
+        headers = {"User-Agent": self.client.user_agent}
+        if self._authorization and _origin(url) == _origin(self.base):
+            headers["Authorization"] = self._authorization
+        headers.update(extra or {})
+        return headers
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        body: RequestBody = None,
+        retry: bool = True,
+        follow_redirects: bool = False,
+    ) -> HttpResponse:
+        """Send a request, answering one ``401`` challenge and following allowed redirects.
+
+        With ``retry``, network errors and retryable statuses are retried with backoff up
+        to ``max_retries`` times (RegistryConnectionError after). The returned response
+        may have any status; the caller checks it.
+        """
+        failures = 0
+        authenticated = False
+        redirects = 0
+        while True:
+            try:
+                response = send(
+                    method,
+                    url,
+                    headers=self._headers(url, headers),
+                    body=body,
+                    timeout=self.timeout,
+                )
+            except Exception as exc:
+                if not (retry and is_transient(exc)):
+                    raise
+                failures = self._retry_or_raise(failures, f"{type(exc).__name__}: {exc}", exc)
+                continue
+            if response.status == 401 and not authenticated and _origin(url) == _origin(self.base):
+                authenticated = True
+                self._authenticate(response)
+                continue
+            if follow_redirects and response.status in _REDIRECT_STATUSES:
+                redirects += 1
+                url = self._redirect_target(response, redirects)
+                continue
+            if retry and response.status in RETRYABLE_STATUSES and failures < self.max_retries:
+                response.close()
+                failures = self._retry_or_raise(failures, f"HTTP {response.status}", None)
+                continue
+            return response
+
+    def request_capped(
+        self, method: str, url: str, *, headers: Mapping[str, str] | None = None
+    ) -> tuple[HttpResponse, bytes | None]:
+        """:meth:`request`, then the body read with the size cap (None if over it).
+
+        A body cut short is retried like a failed request. The response comes back closed.
+        """
+        failures = 0
+        while True:
+            with self.request(method, url, headers=headers) as response:
+                try:
+                    return response, response.read_capped(self.client.max_body_bytes)
+                except Exception as exc:
+                    if not is_transient(exc):
+                        raise
+                    reason = f"{type(exc).__name__}: {exc}"
+            failures = self._retry_or_raise(failures, reason, None)
+
+    def _retry_or_raise(self, failures: int, reason: str, cause: BaseException | None) -> int:
+        failures += 1
+        if failures > self.max_retries:
+            raise RegistryConnectionError(
+                f"{self.label}: {self.base} failed {failures} times in a row: {reason}"
+            ) from cause
+        self.pause(failures)
+        return failures
+
+    def _redirect_target(self, response: HttpResponse, redirects: int) -> str:
+        """The checked URL a redirect points to (closes ``response``)."""
+        with response:
+            location = response.header("Location")
+        if redirects > MAX_REDIRECTS:
+            raise RegistryResponseError(
+                f"{self.label}: more than {MAX_REDIRECTS} redirects from {self.base}",
+                status=response.status,
+            )
+        if not location:
+            raise RegistryResponseError(
+                f"{self.label}: a redirect ({response.status}) without a Location header",
+                status=response.status,
+            )
+        target = urllib.parse.urljoin(response.url, location.strip())
+        scheme = urllib.parse.urlsplit(target).scheme.lower()
+        allowed = ("http", "https") if self.client.insecure else ("https",)
+        if scheme not in allowed:
+            raise RegistryResponseError(
+                f"{self.label}: refusing to follow a redirect to {target!r}: only "
+                f"{' or '.join(allowed)} URLs are followed",
+                status=response.status,
+            )
+        return target
+
+    def error(
+        self, response: HttpResponse, what: str = "", *, body: bytes | None = None
+    ) -> RegistryError:
+        """The RegistryError subclass for ``response``, with the registry's own message.
+
+        Reads the (capped) body unless ``body`` is given, e.g.
+        ``pull 127.0.0.1:5000/library/x:latest: manifest unknown (404)``.
+        """
+        if body is None:
+            try:
+                body = response.read_capped(self.client.max_body_bytes)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+        message, code = _oci_error_message(body)
+        status = response.status
+        detail = message or response.reason or "unexpected response"
+        if what:
+            detail = f"{what}: {detail}"
+        text = f"{self.label}: {detail} ({status})"
+        if status in (401, 403):
+            return RegistryAuthError(text, status=status, code=code)
+        if status == 404:
+            return RegistryNotFoundError(text, status=status, code=code)
+        return RegistryResponseError(text, status=status, code=code)
+
+    # -- authentication -----------------------------------------------------------------
+
+    def _basic_credentials(self) -> str | None:
+        if self.client.username is None or self.client.password is None:
+            return None
+        pair = f"{self.client.username}:{self.client.password}".encode()
+        return "Basic " + base64.b64encode(pair).decode("ascii")
+
+    def _authenticate(self, response: HttpResponse) -> None:
+        """Answer the ``401`` in ``response``: set the Authorization for the next requests."""
+        with response:
+            challenge = response.header("WWW-Authenticate") or ""
+            scheme, params = parse_challenge(challenge)
+            if scheme == "bearer":
+                self._authorization = f"Bearer {self._fetch_token(params)}"
+                return
+            if scheme == "basic":
+                credentials = self._basic_credentials()
+                if credentials is None:
+                    raise RegistryAuthError(
+                        f"{self.label}: {self.registry_host} requires a username and password "
+                        "(401); pass them to RegistryClient",
+                        status=401,
+                    )
+                self._authorization = credentials
+                return
+            raise self.error(response, f"unsupported authentication challenge {challenge!r}")
+
+    def _fetch_token(self, params: dict[str, str]) -> str:
+        """Get a bearer token from the challenge's realm, which must be on the registry host."""
+        realm = params.get("realm", "")
+        parts = urllib.parse.urlsplit(realm)
+        realm_host = (parts.hostname or "").lower()
+        allowed = ("http", "https") if self.client.insecure else ("https",)
+        if parts.scheme.lower() not in allowed or not realm_host:
+            raise RegistryAuthError(
+                f"{self.label}: the token realm {realm!r} is not an {' or '.join(allowed)} URL",
+                status=401,
+            )
+        if realm_host != self.registry_host:
+            raise RegistryAuthError(
+                f"{self.label}: refusing the token realm {realm!r}: its host {realm_host!r} "
+                f"differs from the registry host {self.registry_host!r}",
+                status=401,
+            )
+        query = [(key, value) for key, value in urllib.parse.parse_qsl(parts.query)]
+        if params.get("service"):
+            query.append(("service", params["service"]))
+        query.extend(("scope", scope) for scope in params.get("scope", "").split() if scope)
+        url = urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+        headers = {"User-Agent": self.client.user_agent}
+        credentials = self._basic_credentials()
+        if credentials:
+            headers["Authorization"] = credentials
+        failures = 0
+        while True:
+            try:
+                with send("GET", url, headers=headers, timeout=self.timeout) as response:
+                    body = response.read_capped(self.client.max_body_bytes)
+                    if response.status in RETRYABLE_STATUSES and failures < self.max_retries:
+                        failures = self._retry_or_raise(failures, f"HTTP {response.status}", None)
+                        continue
+                    if response.status != 200:
+                        error = self.error(response, f"token request to {realm}", body=body)
+                        raise RegistryAuthError(str(error), status=error.status, code=error.code)
+                    break
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                failures = self._retry_or_raise(failures, f"{type(exc).__name__}: {exc}", exc)
+        if body is None:
+            raise RegistryAuthError(
+                f"{self.label}: the token response from {realm} is larger than the "
+                f"{self.client.max_body_bytes}-byte limit",
+                status=200,
+            )
+        try:
+            data = json.loads(body)
+            token = data.get("token") or data.get("access_token")
+        except (ValueError, AttributeError, UnicodeDecodeError):
+            token = None
+        if not isinstance(token, str) or not token or "\n" in token:
+            raise RegistryAuthError(
+                f"{self.label}: the token response from {realm} has no `token` string",
+                status=200,
+            )
+        return token
