@@ -89,6 +89,21 @@ private:
     std::vector<std::string> paths_;
     int32_t n_vocab_;
 };
+// A LoRA adapter loaded for a Model (llama_adapter_lora); keeps the model alive.
+class Adapter {
+public:
+    Adapter(std::shared_ptr<Model> model, llama_adapter_lora_ptr adapter, std::string path)
+        : model_(std::move(model)), adapter_(std::move(adapter)), path_(std::move(path)) {}
+    llama_adapter_lora *get() const { return adapter_.get(); }
+    const std::shared_ptr<Model> &model() const { return model_; }
+    const std::string &path() const { return path_; }
+
+private:
+    std::shared_ptr<Model> model_;  // declared first: destroyed after the adapter
+    llama_adapter_lora_ptr adapter_;
+    std::string path_;
+};
+
 void register_model(py::module_ &m);
 
 // ---- context (context.cpp) ---------------------------------------------------------

@@ -486,6 +486,30 @@ called from any thread.)doc")
                 if (n == 0) raise("StateError", "cannot restore sequence " + n_str(s) + " state");
             },
             py::arg("data"), py::arg("seq_id"))
+        .def(
+            "set_adapters",
+            [](Context &c, const std::vector<std::shared_ptr<Adapter>> &adapters,
+               std::vector<float> scales) {
+                if (scales.empty()) scales.assign(adapters.size(), 1.0f);
+                if (scales.size() != adapters.size()) {
+                    raise("OptionError", "`scales` needs one value per adapter (" +
+                                             n_str(adapters.size()) + "), got " +
+                                             n_str(scales.size()));
+                }
+                std::vector<llama_adapter_lora *> raw;
+                for (const auto &a : adapters) {
+                    if (a->model() != c.model()) {
+                        raise("OptionError", "adapter '" + a->path() +
+                                                 "' was loaded for a different model");
+                    }
+                    raw.push_back(a->get());
+                }
+                if (llama_set_adapters_lora(c.get(), raw.data(), raw.size(), scales.data()) != 0) {
+                    raise("ContextError", "llama.cpp refused the LoRA adapters");
+                }
+            },
+            py::arg("adapters"), py::arg("scales") = std::vector<float>{},
+            "Use these LoRA adapters (scale 1.0 each unless given); [] removes them.")
         // abort
         .def("abort", &Context::abort,
              "Ask a running decode or generation to stop (thread-safe); it raises AbortedError.")

@@ -196,6 +196,22 @@ py::str detokenize(const Vocab &self, const std::vector<llama_token> &tokens,
     return utf8_str(text.data(), static_cast<size_t>(n));
 }
 
+std::shared_ptr<Adapter> load_adapter(std::shared_ptr<Model> model, const std::string &path) {
+    llama_adapter_lora *raw = nullptr;
+    std::string reason;
+    {
+        py::gil_scoped_release release;
+        LogCapture capture;
+        raw = llama_adapter_lora_init(model->get(), path.c_str());
+        if (raw == nullptr) reason = capture.reason();
+    }
+    if (raw == nullptr) {
+        if (reason.empty()) reason = "llama.cpp gave no reason";
+        raise("ModelLoadError", "cannot load LoRA adapter '" + path + "': " + reason);
+    }
+    return std::make_shared<Adapter>(std::move(model), llama_adapter_lora_ptr(raw), path);
+}
+
 }  // namespace
 
 Model::Model(llama_model_ptr model, std::vector<std::string> paths)
@@ -299,6 +315,25 @@ own reason and the file names.)doc")
             },
             py::arg("key"))
         .def_property_readonly("vocab", [](const std::shared_ptr<Model> &s) { return Vocab{s}; });
+
+    py::class_<Adapter, std::shared_ptr<Adapter>>(m, "Adapter", R"doc(
+A LoRA adapter (GGUF) loaded for one model; apply it with Context.set_adapters.)doc")
+        .def_static("load", &load_adapter, py::arg("model"), py::arg("path"),
+                    "Load a LoRA adapter GGUF for `model` (ModelLoadError with the reason).")
+        .def_property_readonly("path", &Adapter::path)
+        .def(
+            "meta_value",
+            [](const Adapter &a, const std::string &key) -> std::optional<py::str> {
+                std::vector<char> buf(256);
+                int32_t n = llama_adapter_meta_val_str(a.get(), key.c_str(), buf.data(), buf.size());
+                if (n < 0) return std::nullopt;
+                if (static_cast<size_t>(n) >= buf.size()) {
+                    buf.resize(static_cast<size_t>(n) + 1);
+                    n = llama_adapter_meta_val_str(a.get(), key.c_str(), buf.data(), buf.size());
+                }
+                return utf8_str(buf.data(), static_cast<size_t>(n));
+            },
+            py::arg("key"));
 
     py::class_<Vocab>(m, "Vocab", "The vocabulary of a Model (tokenizer and special tokens).")
         .def_property_readonly("n_tokens", [](const Vocab &s) { return s.model->n_vocab(); })
