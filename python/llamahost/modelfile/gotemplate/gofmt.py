@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from llamahost.errors import TemplateSecurityError
+from llamahost.errors import TemplateError, TemplateSecurityError
 
 
 def go_type_name(v: Any) -> str:
@@ -229,7 +229,7 @@ def sprint(args: list[Any]) -> str:
     return "".join(out)
 
 
-class JSONError(Exception):
+class JSONError(TemplateError):
     """A value ``json.Marshal`` cannot encode; the message is Go's."""
 
 
