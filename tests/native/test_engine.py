@@ -323,6 +323,45 @@ def test_lora_adapter_changes_output_and_modelfile_messages_prefix_chats(
     history = [{"role": "user", "content": "earlier"}, {"role": "assistant", "content": "ok"}]
     primed = llamahost.load(tiny_model_path, num_ctx=256, messages=history, system="sys")
     question = [{"role": "user", "content": "now"}]
-    assert (primed.chat(question, **GREEDY).message.content
-            == plain.chat([{"role": "system", "content": "sys"}, *history, *question],
-                          **GREEDY).message.content)
+    assert (
+        primed.chat(question, **GREEDY).message.content
+        == plain.chat(
+            [{"role": "system", "content": "sys"}, *history, *question], **GREEDY
+        ).message.content
+    )
+
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather in a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_tool_calls_come_back_parsed(tiny_model_path: Path, stream: bool) -> None:
+    template = Path(__file__).parents[1] / "unit" / "data" / "qwen2.5-tools-style.jinja"
+    model = llamahost.load(tiny_model_path, num_ctx=1024, template=template.read_text())
+    call = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
+    grammar = "root ::= " + json.dumps(call)  # make the random model "decide" to call the tool
+    msgs = [{"role": "user", "content": "Weather in Paris?"}]
+    plain = model.chat(msgs, num_predict=200)
+    with_tools = model.chat(msgs, tools=[WEATHER_TOOL], grammar=grammar, num_predict=200)
+    assert with_tools.metrics.prompt_eval_count > plain.metrics.prompt_eval_count + 20
+    if stream:
+        chunks = list(
+            model.chat(msgs, tools=[WEATHER_TOOL], grammar=grammar, num_predict=200, stream=True)
+        )
+        calls = [c for chunk in chunks for c in chunk.message.tool_calls]
+        content = "".join(chunk.message.content for chunk in chunks)
+    else:
+        calls, content = with_tools.message.tool_calls, with_tools.message.content
+    assert [(c.name, c.arguments) for c in calls] == [("get_weather", {"city": "Paris"})]
+    assert content.strip() == ""
