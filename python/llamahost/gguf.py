@@ -9,8 +9,10 @@ anything that would load only part of a model.
 
 from __future__ import annotations
 
+import math
 import os
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,3 +178,97 @@ def _checked_shards(paths: Sequence[str]) -> list[str]:
             f"the split model has {count} shards; missing shard number(s) {', '.join(missing)}"
         )
     return [by_no[n].path for n in range(count)]
+
+
+# ---- facts Ollama shows about a model (show, list, the config blob) -------------------
+# llama.h's enum llama_ftype (llama-cpp-python 0.3.36) -> the name Ollama shows.
+FILE_TYPE_NAMES: dict[int, str] = {
+    0: "F32",
+    1: "F16",
+    2: "Q4_0",
+    3: "Q4_1",
+    7: "Q8_0",
+    8: "Q5_0",
+    9: "Q5_1",
+    10: "Q2_K",
+    11: "Q3_K_S",
+    12: "Q3_K_M",
+    13: "Q3_K_L",
+    14: "Q4_K_S",
+    15: "Q4_K_M",
+    16: "Q5_K_S",
+    17: "Q5_K_M",
+    18: "Q6_K",
+    19: "IQ2_XXS",
+    20: "IQ2_XS",
+    21: "Q2_K_S",
+    22: "IQ3_XS",
+    23: "IQ3_XXS",
+    24: "IQ1_S",
+    25: "IQ4_NL",
+    26: "IQ3_S",
+    27: "IQ3_M",
+    28: "IQ2_S",
+    29: "IQ2_M",
+    30: "IQ4_XS",
+    31: "IQ1_M",
+    32: "BF16",
+    36: "TQ1_0",
+    37: "TQ2_0",
+    38: "MXFP4_MOE",
+    39: "NVFP4",
+    40: "Q1_0",
+    41: "Q2_0",
+}
+UNKNOWN_FILE_TYPE = "unknown"
+
+
+def file_type_name(file_type: int) -> str:
+    """Ollama's name of a llama_ftype value (``15`` -> ``Q4_K_M``), or ``unknown``."""
+    return FILE_TYPE_NAMES.get(file_type, UNKNOWN_FILE_TYPE)
+
+
+def human_parameter_count(count: int) -> str:
+    """A parameter count as Ollama shows it: ``134515008`` -> ``134.52M``, ``2.8e9`` -> ``2.8B``."""
+    if count >= 1_000_000_000:
+        number = count / 1_000_000_000
+        return f"{number:.0f}B" if number.is_integer() else f"{number:.1f}B"
+    if count >= 1_000_000:
+        number = count / 1_000_000
+        return f"{number:.0f}M" if number.is_integer() else f"{number:.2f}M"
+    if count >= 1_000:
+        return f"{count / 1_000:.0f}K"
+    return str(count)
+
+
+def parameter_count(infos: Sequence[GGUFInfo]) -> int:
+    """Weights in a model (all shards): general.parameter_count, else the tensors' elements."""
+    declared = infos[0].metadata.get("general.parameter_count")
+    if isinstance(declared, int) and not isinstance(declared, bool) and declared > 0:
+        return declared
+    return sum(math.prod(t.shape) for info in infos for t in info.tensors)
+
+
+def parameter_size(infos: Sequence[GGUFInfo]) -> str:
+    """The size Ollama labels a model with: general.size_label (``135M``), else the count."""
+    label = infos[0].metadata.get("general.size_label")
+    if isinstance(label, str) and label.strip():
+        return label.strip()
+    return human_parameter_count(parameter_count(infos))
+
+
+def quantization(infos: Sequence[GGUFInfo]) -> str:
+    """The quantization name (``Q4_K_M``): general.file_type, else the tensor type holding
+    most of the weight matrices' elements, else ``unknown``."""
+    value = infos[0].metadata.get("general.file_type")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return file_type_name(value)
+    elements: Counter[str] = Counter()
+    for info in infos:
+        for tensor in info.tensors:
+            if len(tensor.shape) >= 2:
+                elements[tensor.type.upper()] += math.prod(tensor.shape)
+    if not elements:
+        return UNKNOWN_FILE_TYPE
+    guess = elements.most_common(1)[0][0]
+    return guess if guess in FILE_TYPE_NAMES.values() else UNKNOWN_FILE_TYPE

@@ -9,10 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from llamahost.gguf import FILE_TYPE_NAMES, file_type_name, human_parameter_count
 from llamahost.modelfile.create import (
-    FILE_TYPE_NAMES,
-    file_type_name,
-    human_parameter_count,
     merge_parameters,
     messages_json,
     params_json,

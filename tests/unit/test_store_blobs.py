@@ -440,3 +440,18 @@ def test_sizes_count_bytes_for_any_buffer(tmp_path):
 def test_import_rejects_what_is_not_a_regular_file(tmp_path):
     with pytest.raises(BlobError, match="is not a regular file"):
         BlobStore(tmp_path / "models").import_file(tmp_path)
+
+
+def test_import_file_through_a_symlink_links_the_real_file(tmp_path) -> None:
+    from llamahost.store.blobs import BlobStore
+
+    real = tmp_path / "real.gguf"
+    real.write_bytes(b"weights" * 100)
+    alias = tmp_path / "alias.gguf"
+    alias.symlink_to(real.name)  # relative, as ~/.cache links are
+    store = BlobStore(tmp_path / "store")
+    digest = store.import_file(alias)
+    blob = store.path(digest)
+    assert not blob.is_symlink()
+    assert blob.stat().st_ino == real.stat().st_ino
+    assert blob.read_bytes() == real.read_bytes()

@@ -62,9 +62,7 @@ the same name replaces the manifest; blobs only the old one used also stay until
 from __future__ import annotations
 
 import hashlib
-import math
 import os
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -80,7 +78,7 @@ from llamahost.errors import (
     ModelNotFoundError,
     TemplateError,
 )
-from llamahost.gguf import GGUFInfo, model_paths, read_gguf
+from llamahost.gguf import GGUFInfo, model_paths, parameter_size, quantization, read_gguf
 from llamahost.modelfile.gotemplate import GoTemplate, OrderedMap, go_json
 from llamahost.modelfile.parser import Command, Modelfile, parse
 from llamahost.store.digests import Digest
@@ -104,46 +102,6 @@ from llamahost.store.registry import ProgressEvent
 
 ProgressCallback = Callable[[ProgressEvent], None]
 
-# llama.h's enum llama_ftype (llama-cpp-python 0.3.36), named as Ollama shows quantizations.
-FILE_TYPE_NAMES: dict[int, str] = {
-    0: "F32",
-    1: "F16",
-    2: "Q4_0",
-    3: "Q4_1",
-    7: "Q8_0",
-    8: "Q5_0",
-    9: "Q5_1",
-    10: "Q2_K",
-    11: "Q3_K_S",
-    12: "Q3_K_M",
-    13: "Q3_K_L",
-    14: "Q4_K_S",
-    15: "Q4_K_M",
-    16: "Q5_K_S",
-    17: "Q5_K_M",
-    18: "Q6_K",
-    19: "IQ2_XXS",
-    20: "IQ2_XS",
-    21: "Q2_K_S",
-    22: "IQ3_XS",
-    23: "IQ3_XXS",
-    24: "IQ1_S",
-    25: "IQ4_NL",
-    26: "IQ3_S",
-    27: "IQ3_M",
-    28: "IQ2_S",
-    29: "IQ2_M",
-    30: "IQ4_XS",
-    31: "IQ1_M",
-    32: "BF16",
-    36: "TQ1_0",
-    37: "TQ2_0",
-    38: "MXFP4_MOE",
-    39: "NVFP4",
-    40: "Q1_0",
-    41: "Q2_0",
-}
-UNKNOWN_FILE_TYPE = "unknown"
 
 # Docker image-config fields Ollama writes into every config, with its fixed values.
 _IMAGE_ARCHITECTURE = "amd64"
@@ -561,24 +519,6 @@ def messages_json(messages: Iterable[tuple[str, str]]) -> str:
 # ---- the config blob --------------------------------------------------------------------
 
 
-def file_type_name(file_type: int) -> str:
-    """Ollama's name of a llama_ftype value (``15`` -> ``Q4_K_M``), or ``unknown``."""
-    return FILE_TYPE_NAMES.get(file_type, UNKNOWN_FILE_TYPE)
-
-
-def human_parameter_count(count: int) -> str:
-    """A parameter count as Ollama shows it: ``134515008`` -> ``134.52M``, ``2.8e9`` -> ``2.8B``."""
-    if count >= 1_000_000_000:
-        number = count / 1_000_000_000
-        return f"{number:.0f}B" if number.is_integer() else f"{number:.1f}B"
-    if count >= 1_000_000:
-        number = count / 1_000_000
-        return f"{number:.0f}M" if number.is_integer() else f"{number:.2f}M"
-    if count >= 1_000:
-        return f"{count / 1_000:.0f}K"
-    return str(count)
-
-
 def gguf_config(infos: Sequence[GGUFInfo]) -> dict[str, Any]:
     """The config fields read from a model's GGUF headers (all shards, the first first)."""
     first = infos[0]
@@ -587,38 +527,14 @@ def gguf_config(infos: Sequence[GGUFInfo]) -> dict[str, Any]:
         "model_format": "gguf",
         "model_family": architecture,
         "model_families": [architecture] if architecture else [],
-        "model_type": _parameter_size(infos),
-        "file_type": _file_type(infos),
+        "model_type": parameter_size(infos),
+        "file_type": quantization(infos),
     }
     for key in ("context_length", "embedding_length"):
         value = first.arch_value(key)
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             config[key] = value
     return config
-
-
-def _parameter_size(infos: Sequence[GGUFInfo]) -> str:
-    label = infos[0].metadata.get("general.size_label")
-    if isinstance(label, str) and label.strip():
-        return label.strip()
-    count = sum(math.prod(tensor.shape) for info in infos for tensor in info.tensors)
-    return human_parameter_count(count)
-
-
-def _file_type(infos: Sequence[GGUFInfo]) -> str:
-    value = infos[0].metadata.get("general.file_type")
-    if isinstance(value, int) and not isinstance(value, bool):
-        return file_type_name(value)
-    # No general.file_type: name the type that holds most of the weight matrices' elements.
-    elements: Counter[str] = Counter()
-    for info in infos:
-        for tensor in info.tensors:
-            if len(tensor.shape) >= 2:
-                elements[tensor.type.upper()] += math.prod(tensor.shape)
-    if not elements:
-        return UNKNOWN_FILE_TYPE
-    guess = elements.most_common(1)[0][0]
-    return guess if guess in FILE_TYPE_NAMES.values() else UNKNOWN_FILE_TYPE
 
 
 def _config(base: _Base, requires: str | None, layers: Sequence[Layer]) -> str:
@@ -640,11 +556,8 @@ def _config(base: _Base, requires: str | None, layers: Sequence[Layer]) -> str:
 
 
 __all__ = [
-    "FILE_TYPE_NAMES",
     "create_model",
-    "file_type_name",
     "gguf_config",
-    "human_parameter_count",
     "merge_parameters",
     "messages_json",
     "params_json",

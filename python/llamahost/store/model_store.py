@@ -64,8 +64,9 @@ class ModelDetails:
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> ModelDetails:
-        families = config.get("model_families") or ([config["model_family"]]
-                                                     if config.get("model_family") else [])
+        families = config.get("model_families") or (
+            [config["model_family"]] if config.get("model_family") else []
+        )
         return cls(
             format=str(config.get("model_format", "")),
             family=str(config.get("model_family", "")),
@@ -166,12 +167,15 @@ class ModelStore:
             manifest=manifest,
             digest=entry.digest,
             modified_at=datetime.fromtimestamp(entry.modified, tz=timezone.utc),
-            model_paths=[self._blob_path(layer.digest) for layer in
-                         manifest.layers_of(MEDIA_TYPE_MODEL)],
-            adapter_paths=[self._blob_path(layer.digest) for layer in
-                           manifest.layers_of(MEDIA_TYPE_ADAPTER)],
-            projector_paths=[self._blob_path(layer.digest) for layer in
-                             manifest.layers_of(MEDIA_TYPE_PROJECTOR)],
+            model_paths=[
+                self._blob_path(layer.digest) for layer in manifest.layers_of(MEDIA_TYPE_MODEL)
+            ],
+            adapter_paths=[
+                self._blob_path(layer.digest) for layer in manifest.layers_of(MEDIA_TYPE_ADAPTER)
+            ],
+            projector_paths=[
+                self._blob_path(layer.digest) for layer in manifest.layers_of(MEDIA_TYPE_PROJECTOR)
+            ],
             config=self._config(manifest),
         )
         if not resolved.model_paths:

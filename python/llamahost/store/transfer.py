@@ -26,6 +26,7 @@ import contextlib
 import http.client
 import os
 import re
+import socket
 import ssl
 import threading
 import time
@@ -70,9 +71,14 @@ _ssl_context: ssl.SSLContext | None = None
 def is_transient(exc: BaseException) -> bool:
     """Whether ``exc`` is a network failure that a retry may get past.
 
-    A TLS certificate that fails verification will fail again, so it is not.
+    A TLS certificate that fails verification will fail again, and so does a host name
+    that does not resolve (EAI_NONAME): neither is retried.
     """
-    return isinstance(exc, TRANSIENT_ERRORS) and not isinstance(exc, ssl.CertificateError)
+    if isinstance(exc, ssl.CertificateError):
+        return False
+    if isinstance(exc, socket.gaierror) and exc.errno == socket.EAI_NONAME:
+        return False
+    return isinstance(exc, TRANSIENT_ERRORS)
 
 
 def _tls_context() -> ssl.SSLContext:

@@ -1,0 +1,88 @@
+"""The ``llamahost`` command line, modelled on Ollama's (``ollama run/pull/list/...``).
+
+    $ llamahost create mymodel -f Modelfile
+    $ llamahost list
+    $ llamahost run mymodel "Why is the sky blue?"
+    $ llamahost run mymodel                      # interactive
+
+``main(argv)`` is the console script's entry point (``python -m llamahost.cli`` works
+too). It returns the exit code: 0, or 1 after writing ``Error: <message>`` to stderr for
+any error llamahost raises on purpose (never a traceback for those); 130 after Ctrl+C.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from llamahost.cli.commands import build_parser, fail
+from llamahost.cli.run import run_command
+from llamahost.errors import LlamahostError
+from llamahost.store.model_store import ModelStore
+
+INTERRUPTED_EXIT_CODE = 130
+
+
+def _version_text() -> str:
+    from llamahost.system import system_info
+
+    info = system_info()
+    return (
+        f"llamahost version is {info.get('llamahost_version') or 'unknown'}\n"
+        f"llama.cpp commit {info.get('llama_cpp_commit', 'unknown')} "
+        f"(version {info.get('llama_cpp_version', 'unknown')}, "
+        f"backends: {', '.join(info.get('backends', [])) or 'none'})\n"
+    )
+
+
+def _os_error_message(exc: OSError) -> str:
+    reason = exc.strerror or str(exc)
+    return f"{reason}: {exc.filename}" if exc.filename else reason
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``llamahost`` command; return its exit code."""
+    parser = build_parser()
+    try:
+        args, extras = parser.parse_known_args(argv)
+        if extras:
+            # `run MODEL --verbose more words`: words after an option still belong to PROMPT
+            if getattr(args, "handler", None) is run_command and not any(
+                extra.startswith("-") for extra in extras
+            ):
+                args.prompt += extras
+            else:
+                parser.error(f"unrecognized arguments: {' '.join(extras)}")
+    except SystemExit as exc:  # --help, or a usage error already reported
+        return exc.code if isinstance(exc.code, int) else 1
+    if os.environ.get("LLAMAHOST_DEBUG"):
+        import llamahost
+
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
+        llamahost.set_log_level("debug")
+    if args.version:
+        sys.stdout.write(_version_text())
+        return 0
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 0
+    try:
+        return handler(args, ModelStore())
+    except LlamahostError as exc:
+        return fail(str(exc))
+    except KeyboardInterrupt:
+        sys.stderr.write("\n")
+        return INTERRUPTED_EXIT_CODE
+    except BrokenPipeError:
+        # The reader went away (`llamahost list | head`): stop quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except OSError as exc:
+        return fail(_os_error_message(exc))
+
+
+__all__ = ["main"]

@@ -1,0 +1,156 @@
+"""What ``llamahost show`` (and the REPL's ``/show``) prints about a stored model.
+
+    show_info(resolved)          the "Model / Parameters / System / License" block
+    modelfile_text(resolved)     a Modelfile that recreates the model (``--modelfile``)
+    parameters_text(params)      ``name  value`` lines, as ``ollama show --parameters``
+    template_text(resolved)      the TEMPLATE layer, else the GGUF's own chat template
+
+The model facts (architecture, parameter count, context and embedding length,
+quantization) come from the model's config blob when it has them, else from the GGUF
+header (read without loading weights).
+
+``system`` and ``parameters`` arguments replace the stored ones, so the REPL can show the
+model as its session has changed it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from llamahost.cli.tables import render_sections
+from llamahost.gguf import human_parameter_count, parameter_count, quantization, read_gguf
+from llamahost.modelfile.parser import Modelfile
+from llamahost.store.model_store import ResolvedModel
+
+PARAMETER_NAME_WIDTH = 30  # Ollama pads parameter names to 30 columns
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """The "Model" section of ``show``: each value already formatted, "" when unknown."""
+
+    architecture: str
+    parameters: str
+    context_length: str
+    embedding_length: str
+    quantization: str
+
+    def rows(self) -> list[list[str]]:
+        rows = [
+            ["architecture", self.architecture],
+            ["parameters", self.parameters],
+            ["context length", self.context_length],
+            ["embedding length", self.embedding_length],
+            ["quantization", self.quantization],
+        ]
+        return [row for row in rows if row[1]]
+
+
+def model_facts(resolved: ResolvedModel) -> ModelFacts:
+    """Architecture, parameter count, context/embedding length and quantization."""
+    headers = [read_gguf(path, max_array_length=0) for path in resolved.model_paths]
+    first = headers[0]
+    details = resolved.details
+    count = parameter_count(headers)
+    return ModelFacts(
+        architecture=first.architecture or details.family,
+        parameters=human_parameter_count(count) if count else details.parameter_size,
+        context_length=_text(first.arch_value("context_length")),
+        embedding_length=_text(first.arch_value("embedding_length")),
+        quantization=details.quantization_level or quantization(headers),
+    )
+
+
+def show_info(
+    resolved: ResolvedModel,
+    *,
+    system: str | None = None,
+    parameters: Mapping[str, Any] | None = None,
+) -> str:
+    """The block ``ollama show MODEL`` prints: Model, then Parameters, System, License."""
+    params = resolved.parameters if parameters is None else parameters
+    system_text = resolved.system if system is None else system
+    sections: list[tuple[str, list[list[str]]]] = [("Model", model_facts(resolved).rows())]
+    sections.append(("Parameters", [list(pair) for pair in parameter_pairs(params)]))
+    sections.append(("System", [[line] for line in _first_lines(system_text or "")]))
+    licenses = "\n".join(resolved.licenses)
+    sections.append(("License", [[line] for line in _first_lines(licenses)]))
+    return render_sections(sections)
+
+
+def session_modelfile(
+    resolved: ResolvedModel,
+    *,
+    system: str | None = None,
+    parameters: Mapping[str, Any] | None = None,
+) -> Modelfile:
+    """A Modelfile with the model's settings (FROM its blob files), as stored or overridden."""
+    return Modelfile.build(
+        [str(path) for path in resolved.model_paths],
+        adapters=[str(path) for path in resolved.adapter_paths],
+        template=resolved.template,
+        system=resolved.system if system is None else system,
+        parameters=dict(resolved.parameters if parameters is None else parameters),
+        license=resolved.licenses,
+        messages=[(str(m.get("role", "")), str(m.get("content", ""))) for m in resolved.messages],
+    )
+
+
+def modelfile_text(
+    resolved: ResolvedModel,
+    *,
+    system: str | None = None,
+    parameters: Mapping[str, Any] | None = None,
+) -> str:
+    """``show --modelfile``: a header naming the model, then its settings."""
+    modelfile = session_modelfile(resolved, system=system, parameters=parameters)
+    return modelfile.to_text(resolved.name.display_shortest())
+
+
+def parameter_pairs(parameters: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(name, value text) per parameter value; a list (``stop``) gives one pair per item."""
+    pairs = []
+    for name, value in parameters.items():
+        items = value if isinstance(value, (list, tuple)) else [value]
+        pairs += [(name, _go_value(item)) for item in items]
+    return pairs
+
+
+def parameters_text(parameters: Mapping[str, Any]) -> str:
+    """``show --parameters``: one ``name  value`` line per value, names padded to 30."""
+    return "".join(
+        f"{name:<{PARAMETER_NAME_WIDTH}} {value}\n" for name, value in parameter_pairs(parameters)
+    )
+
+
+def template_text(resolved: ResolvedModel) -> str:
+    """The model's TEMPLATE layer, else the chat template in its GGUF, else ""."""
+    if resolved.template is not None:
+        return resolved.template
+    header = read_gguf(resolved.model_paths[0], max_array_length=0)
+    template = header.metadata.get("tokenizer.chat_template")
+    return template if isinstance(template, str) else ""
+
+
+def _text(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def _first_lines(text: str, count: int = 2) -> list[str]:
+    """The first `count` non-blank lines, stripped (``ollama show`` abbreviates this way)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[:count]
+
+
+def _go_value(value: Any) -> str:
+    """A parameter value as Go's ``%#v`` writes it: strings quoted, booleans lower case."""
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return format(value, "g")
+    return str(value)
