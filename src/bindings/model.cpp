@@ -111,38 +111,36 @@ std::shared_ptr<Model> load_model(std::vector<std::string> paths, int32_t n_gpu_
     return std::make_shared<Model>(std::move(model), std::move(paths));
 }
 
-template <size_t N = 256>
-std::string read_string(int32_t (*fn)(const llama_model *, char *, size_t),
-                        const llama_model *model) {
-    std::vector<char> buf(N);
-    int32_t n = fn(model, buf.data(), buf.size());
-    if (n < 0) return {};
+// Reads a string from a llama.cpp getter that works like snprintf (`fn(buf, size)` returns
+// the full length, or < 0 when there is no value), growing the buffer once if needed.
+template <typename Fn>
+std::optional<std::string> read_c_string(Fn fn) {
+    std::vector<char> buf(256);
+    int32_t n = fn(buf.data(), buf.size());
+    if (n < 0) return std::nullopt;
     if (static_cast<size_t>(n) >= buf.size()) {
         buf.resize(static_cast<size_t>(n) + 1);
-        n = fn(model, buf.data(), buf.size());
+        n = fn(buf.data(), buf.size());
     }
     return std::string(buf.data(), static_cast<size_t>(n));
 }
 
-std::string meta_by_index(int32_t (*fn)(const llama_model *, int32_t, char *, size_t),
-                          const llama_model *model, int32_t i) {
-    std::vector<char> buf(256);
-    int32_t n = fn(model, i, buf.data(), buf.size());
-    if (n < 0) return {};
-    if (static_cast<size_t>(n) >= buf.size()) {
-        buf.resize(static_cast<size_t>(n) + 1);
-        n = fn(model, i, buf.data(), buf.size());
-    }
-    return std::string(buf.data(), static_cast<size_t>(n));
+std::optional<py::str> as_py(const std::optional<std::string> &s) {
+    if (!s) return std::nullopt;
+    return utf8_str(*s);
 }
 
 py::dict model_metadata(const Model &self) {
     py::dict out;
     const int32_t n = llama_model_meta_count(self.get());
     for (int32_t i = 0; i < n; ++i) {
-        std::string key = meta_by_index(llama_model_meta_key_by_index, self.get(), i);
-        std::string val = meta_by_index(llama_model_meta_val_str_by_index, self.get(), i);
-        out[utf8_str(key)] = utf8_str(val);
+        auto key = read_c_string([&](char *b, size_t n) {
+            return llama_model_meta_key_by_index(self.get(), i, b, n);
+        });
+        auto val = read_c_string([&](char *b, size_t n) {
+            return llama_model_meta_val_str_by_index(self.get(), i, b, n);
+        });
+        if (key) out[utf8_str(*key)] = utf8_str(val.value_or(""));
     }
     return out;
 }
@@ -284,7 +282,9 @@ own reason and the file names.)doc")
         })
         .def_property_readonly("description",
                                [](const Model &s) {
-                                   return utf8_str(read_string(llama_model_desc, s.get()));
+                                   return utf8_str(read_c_string([&](char *b, size_t n) {
+                                                       return llama_model_desc(s.get(), b, n);
+                                                   }).value_or(""));
                                })
         .def_property_readonly("file_type",
                                [](const Model &s) {
@@ -303,15 +303,10 @@ own reason and the file names.)doc")
              "All GGUF key/values as llama.cpp formats them (strings).")
         .def(
             "meta_value",
-            [](const Model &s, const std::string &key) -> std::optional<py::str> {
-                std::vector<char> buf(256);
-                int32_t n = llama_model_meta_val_str(s.get(), key.c_str(), buf.data(), buf.size());
-                if (n < 0) return std::nullopt;
-                if (static_cast<size_t>(n) >= buf.size()) {
-                    buf.resize(static_cast<size_t>(n) + 1);
-                    n = llama_model_meta_val_str(s.get(), key.c_str(), buf.data(), buf.size());
-                }
-                return utf8_str(buf.data(), static_cast<size_t>(n));
+            [](const Model &s, const std::string &key) {
+                return as_py(read_c_string([&](char *b, size_t n) {
+                    return llama_model_meta_val_str(s.get(), key.c_str(), b, n);
+                }));
             },
             py::arg("key"))
         .def_property_readonly("vocab", [](const std::shared_ptr<Model> &s) { return Vocab{s}; });
@@ -323,15 +318,10 @@ A LoRA adapter (GGUF) loaded for one model; apply it with Context.set_adapters.)
         .def_property_readonly("path", &Adapter::path)
         .def(
             "meta_value",
-            [](const Adapter &a, const std::string &key) -> std::optional<py::str> {
-                std::vector<char> buf(256);
-                int32_t n = llama_adapter_meta_val_str(a.get(), key.c_str(), buf.data(), buf.size());
-                if (n < 0) return std::nullopt;
-                if (static_cast<size_t>(n) >= buf.size()) {
-                    buf.resize(static_cast<size_t>(n) + 1);
-                    n = llama_adapter_meta_val_str(a.get(), key.c_str(), buf.data(), buf.size());
-                }
-                return utf8_str(buf.data(), static_cast<size_t>(n));
+            [](const Adapter &a, const std::string &key) {
+                return as_py(read_c_string([&](char *b, size_t n) {
+                    return llama_adapter_meta_val_str(a.get(), key.c_str(), b, n);
+                }));
             },
             py::arg("key"));
 
