@@ -129,11 +129,11 @@ class ChatFormatter:
             except TemplateSecurityError:
                 raise
             except TemplateError:
-                if tools:
+                if tools:  # the built-in templates cannot render tools
                     raise
-        pairs = [(m["role"], _content_text(m.get("content", ""))) for m in messages]
-        if tools:
+        elif tools:
             raise TemplateError("this model's chat template cannot render tools")
+        pairs = [(m["role"], _content_text(m.get("content", ""))) for m in messages]
         return str(
             _native.apply_builtin_template(self.source or "chatml", pairs, add_generation_prompt)
         )

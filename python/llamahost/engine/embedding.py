@@ -69,7 +69,6 @@ class Embedder:
         if adapters:
             self._ctx.set_adapters(list(adapters))
         self._encoder_only = model.has_encoder and not model.has_decoder
-        self._add_eos = model.vocab.add_eos
 
     def matches(self, options: Options, pooling: str | None) -> bool:
         return self._load_options == options.load_options() and self._pooling == pooling

@@ -272,14 +272,9 @@ class Model:
         with self._locked():
             session = self._session_for(request.options)
             load_ns = self._take_load_duration()
-            if native_loop:
-                yield from session.complete(
-                    tokens, request, started_ns=t0, load_duration_ns=load_ns
-                )
-            else:
-                yield from session.generate(
-                    tokens, request, started_ns=t0, load_duration_ns=load_ns
-                )
+            yield from session.generate(
+                tokens, request, started_ns=t0, load_duration_ns=load_ns, native_loop=native_loop
+            )
 
     @staticmethod
     def _collect(chunks: Generator[GenerateChunk, None, None]) -> GenerateResponse:
@@ -413,25 +408,12 @@ class Model:
                 yield ChatChunk(message)
 
     # ---- embeddings -------------------------------------------------------------------
-    def embed(
-        self,
-        texts: str | Sequence[str],
-        *,
-        normalize: bool = True,
-        truncate: bool = True,
-        pooling: str | None = None,
-        options: Mapping[str, Any] | Options | None = None,
-        **option_kwargs: Any,
-    ) -> list[list[float]]:
-        """One L2-normalised vector per text (pooled as the model declares, else mean)."""
-        return self.embed_with_count(
-            texts,
-            normalize=normalize,
-            truncate=truncate,
-            pooling=pooling,
-            options=options,
-            **option_kwargs,
-        )[0]
+    def embed(self, texts: str | Sequence[str], **kwargs: Any) -> list[list[float]]:
+        """One L2-normalised vector per text (pooled as the model declares, else mean).
+
+        Keyword arguments as for :meth:`embed_with_count`.
+        """
+        return self.embed_with_count(texts, **kwargs)[0]
 
     def embed_with_count(
         self,
@@ -443,7 +425,12 @@ class Model:
         options: Mapping[str, Any] | Options | None = None,
         **option_kwargs: Any,
     ) -> tuple[list[list[float]], int]:
-        """embed(), also returning how many tokens were processed."""
+        """Vectors for `texts` and how many tokens were processed.
+
+        `normalize` scales each vector to length 1; `truncate` shortens an input longer than
+        the context (else ContextOverflowError); `pooling` is mean, cls or last (default:
+        the model's own, else mean); options as for generate() (num_ctx, num_thread, ...).
+        """
         batch = [texts] if isinstance(texts, str) else list(texts)
         opts = self._request_options(options, option_kwargs)
         if not batch:

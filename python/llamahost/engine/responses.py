@@ -95,4 +95,3 @@ class ChatResponse:
     message: Message
     done_reason: str
     metrics: Metrics
-    prompt: str = ""  # the rendered prompt the model saw
