@@ -434,7 +434,8 @@ class Repl:
                 self._out(f"Couldn't find model '{words[1]}'\n")
                 return
             self._out(f"Loading model '{words[1]}'\n")
-            model, resolved = self.store.load(name), self.store.resolve(name)
+            resolved = self.store.resolve(name)
+            model = self.store.load(resolved)
         except LlamahostError as exc:
             self._out(f"error: {exc}\n")
             return

@@ -221,14 +221,15 @@ class ModelStore:
         return self.manifests.prune(self.blobs)
 
     # ---- running ----------------------------------------------------------------------
-    def load(self, name: str | ModelName, **option_kwargs: Any) -> Any:
+    def load(self, name: str | ModelName | ResolvedModel, **option_kwargs: Any) -> Any:
         """Load a stored model into a :class:`llamahost.Model` with its Modelfile settings.
 
-        The model's PARAMETERs are the defaults; `option_kwargs` override them.
+        `name` may also be a model already resolved with :meth:`resolve`. The model's
+        PARAMETERs are the defaults; `option_kwargs` override them.
         """
         from llamahost.engine.model import Model  # the engine sits above the store
 
-        resolved = self.resolve(name)
+        resolved = name if isinstance(name, ResolvedModel) else self.resolve(name)
         return Model.load(
             [str(p) for p in resolved.model_paths],
             options=resolved.parameters,
