@@ -121,6 +121,10 @@ class TemplateSecurityError(TemplateError):
     """A chat template tried to reach something the sandbox forbids, or ran past its limits."""
 
 
+class TemplateLimitError(TemplateSecurityError):
+    """A template ran past a time, size or memory limit; the message names the limit."""
+
+
 class InvalidNameError(LlamahostError, ValueError):
     """A model name does not follow `[host/][namespace/]model[:tag]` and Ollama's part rules.
 
@@ -262,6 +266,7 @@ __all__ = [
     "ShardError",
     "StateError",
     "TemplateError",
+    "TemplateLimitError",
     "TemplateSecurityError",
     "TokenizeError",
 ]

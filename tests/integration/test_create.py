@@ -15,7 +15,7 @@ import pytest
 import llamahost
 from llamahost.errors import LlamahostError, ModelfileError, ModelNotFoundError
 from llamahost.modelfile.create import create_model
-from llamahost.modelfile.gotemplate import GoTemplate
+from llamahost.chat.gotemplate import GoTemplate
 from llamahost.pypi_models import KNOWN_MODELS
 from llamahost.store.blobs import FsHooks
 from llamahost.store.digests import Digest

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from llamahost.errors import OptionError, TemplateError, TemplateSecurityError
-from llamahost.modelfile.gotemplate import (
+from llamahost.chat.gotemplate import (
     GoTemplate,
     Message,
     OrderedMap,

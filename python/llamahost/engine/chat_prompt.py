@@ -19,7 +19,7 @@ from llamahost.chat.jinja_template import ChatTemplate
 from llamahost.chat.tool_calls import detect_tool_call_format
 from llamahost.engine.responses import Message
 from llamahost.errors import OptionError, TemplateError, TemplateSecurityError
-from llamahost.modelfile.gotemplate import GoTemplate
+from llamahost.chat.gotemplate import GoTemplate
 
 VALID_ROLES = ("system", "user", "assistant", "tool")
 TemplateLanguage = Literal["jinja", "go"]

@@ -79,7 +79,7 @@ from llamahost.errors import (
     TemplateError,
 )
 from llamahost.gguf import GGUFInfo, model_paths, parameter_size, quantization, read_gguf
-from llamahost.modelfile.gotemplate import GoTemplate, OrderedMap, go_json
+from llamahost.chat.gotemplate import GoTemplate, OrderedMap, go_json
 from llamahost.modelfile.parser import Command, Modelfile, parse
 from llamahost.store.digests import Digest
 from llamahost.store.manifests import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from llamahost.modelfile.gotemplate.gofmt import go_quote
+from llamahost.chat.gotemplate.gofmt import go_quote
 
 MAX_NESTING = 50  # nested control structures / parentheses, and {{template}} call depth
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from llamahost.errors import TemplateSecurityError
-from llamahost.modelfile.gotemplate.functions import FUNCS, FuncError, is_true
-from llamahost.modelfile.gotemplate.gofmt import format_value, go_quote, go_type_name, map_items
-from llamahost.modelfile.gotemplate.nodes import (
+from llamahost.chat.gotemplate.functions import FUNCS, FuncError, is_true
+from llamahost.chat.gotemplate.gofmt import format_value, go_quote, go_type_name, map_items
+from llamahost.chat.gotemplate.nodes import (
     MAX_NESTING,
     Action,
     Branch,

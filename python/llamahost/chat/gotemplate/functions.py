@@ -13,7 +13,7 @@ import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from llamahost.modelfile.gotemplate.gofmt import (
+from llamahost.chat.gotemplate.gofmt import (
     JSONError,
     format_value,
     go_json,

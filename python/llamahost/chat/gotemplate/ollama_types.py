@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from llamahost.modelfile.gotemplate.gofmt import format_value, go_json, json_string
+from llamahost.chat.gotemplate.gofmt import format_value, go_json, json_string
 
 
 class GoStruct:

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from llamahost.modelfile.gotemplate.functions import FUNCS
-from llamahost.modelfile.gotemplate.gofmt import go_quote
-from llamahost.modelfile.gotemplate.lexer import ParseError, Token, lex, number_value, unquote
-from llamahost.modelfile.gotemplate.nodes import (
+from llamahost.chat.gotemplate.functions import FUNCS
+from llamahost.chat.gotemplate.gofmt import go_quote
+from llamahost.chat.gotemplate.lexer import ParseError, Token, lex, number_value, unquote
+from llamahost.chat.gotemplate.nodes import (
     MAX_NESTING,
     Action,
     Branch,

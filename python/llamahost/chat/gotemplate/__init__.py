@@ -45,9 +45,9 @@ TemplateSecurityError, so a Modelfile template cannot hang or flood the server.
 
 from __future__ import annotations
 
-from llamahost.modelfile.gotemplate.gofmt import go_json
-from llamahost.modelfile.gotemplate.ollama import ollama_template_data
-from llamahost.modelfile.gotemplate.ollama_types import (
+from llamahost.chat.gotemplate.gofmt import go_json
+from llamahost.chat.gotemplate.ollama import ollama_template_data
+from llamahost.chat.gotemplate.ollama_types import (
     GoStruct,
     Message,
     OrderedMap,
@@ -60,7 +60,7 @@ from llamahost.modelfile.gotemplate.ollama_types import (
     ToolList,
     ToolProperty,
 )
-from llamahost.modelfile.gotemplate.template import (
+from llamahost.chat.gotemplate.template import (
     DEFAULT_MAX_OUTPUT_CHARS,
     DEFAULT_TIMEOUT_S,
     GoTemplate,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from llamahost.modelfile.gotemplate.gofmt import go_quote
+from llamahost.chat.gotemplate.gofmt import go_quote
 
 _SPACE = " \t\r\n"
 _KEYWORDS = {"block", "break", "continue", "define", "else", "end", "if", "range", "template"}

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from llamahost.errors import OptionError
-from llamahost.modelfile.gotemplate.nodes import (
+from llamahost.chat.gotemplate.nodes import (
     Action,
     Branch,
     Command,
@@ -22,7 +22,7 @@ from llamahost.modelfile.gotemplate.nodes import (
     TemplateCall,
     Variable,
 )
-from llamahost.modelfile.gotemplate.ollama_types import (
+from llamahost.chat.gotemplate.ollama_types import (
     Message,
     OrderedMap,
     PropertyType,

@@ -8,12 +8,12 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from llamahost.errors import OptionError, TemplateError, TemplateSecurityError
-from llamahost.modelfile.gotemplate.execute import Budget, ExecError, Executor
-from llamahost.modelfile.gotemplate.gofmt import go_quote
-from llamahost.modelfile.gotemplate.lexer import ParseError
-from llamahost.modelfile.gotemplate.nodes import node_str
-from llamahost.modelfile.gotemplate.ollama import ollama_runs, tree_identifiers
-from llamahost.modelfile.gotemplate.parser import Parser
+from llamahost.chat.gotemplate.execute import Budget, ExecError, Executor
+from llamahost.chat.gotemplate.gofmt import go_quote
+from llamahost.chat.gotemplate.lexer import ParseError
+from llamahost.chat.gotemplate.nodes import node_str
+from llamahost.chat.gotemplate.ollama import ollama_runs, tree_identifiers
+from llamahost.chat.gotemplate.parser import Parser
 
 DEFAULT_TIMEOUT_S = 2.0
 DEFAULT_MAX_OUTPUT_CHARS = 4 * 1024 * 1024
