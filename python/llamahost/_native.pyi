@@ -48,13 +48,15 @@ class Model:
         use_mlock: bool = False,
         vocab_only: bool = False,
         check_tensors: bool = False,
+        use_extra_bufts: bool = True,
         progress_callback: typing.Any = None,
     ) -> Model:
         """
         Load a model from one GGUF file or an explicit, ordered list of
         split files. `progress_callback(progress: float) -> bool | None` is called during the
-        load; returning False cancels it (ModelLoadError). Raises ModelLoadError with llama.cpp's
-        own reason and the file names.
+        load; returning False cancels it (ModelLoadError). `use_extra_bufts` lets llama.cpp put
+        CPU weights in its extra buffer types (repacked layouts, AMX). Raises ModelLoadError with
+        llama.cpp's own reason and the file names.
         """
     def chat_template(self, name: str | None = None) -> str | None:
         """
@@ -137,6 +139,10 @@ class Vocab:
     def token_to_piece(self, token: int, special: bool = False) -> bytes:
         """
         The bytes of one token (may be part of a UTF-8 character).
+        """
+    def tokens_with_attr(self, mask: int) -> list[int]:
+        """
+        Token ids with any of the attribute bits in `mask` (llama_token_attr: 1 unknown, 8 control, 16 user-defined, ...).
         """
     def tokenize(
         self, text: str, add_special: bool = True, parse_special: bool = False

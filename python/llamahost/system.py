@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import platform
 import sys
 from importlib import metadata
@@ -26,3 +27,10 @@ def _version(dist: str) -> str | None:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
         return None
+
+
+@functools.cache
+def cpu_has_amx() -> bool:
+    """Whether llama.cpp's CPU backend was built with AMX kernels and this CPU runs them."""
+    features = _native.system_info().get("features", {}).get("CPU", {})
+    return str(features.get("AMX_INT8", "0")) == "1"

@@ -53,10 +53,12 @@ inline py::str utf8_str(const std::string &s) { return utf8_str(s.data(), s.size
 void register_logging(py::module_ &m);
 
 // Collects llama.cpp's log lines (warnings and errors) emitted on this thread while
-// alive, so a failed call can say why in llama.cpp's own words.
+// alive, so a failed call can say why in llama.cpp's own words. A deferring capture holds
+// those lines back until flush() (or its end), so that the caller can decide their level:
+// an abort that was asked for is not an error.
 class LogCapture {
 public:
-    LogCapture();
+    explicit LogCapture(bool defer = false);
     ~LogCapture();
     LogCapture(const LogCapture &) = delete;
     LogCapture &operator=(const LogCapture &) = delete;
@@ -64,9 +66,15 @@ public:
     // The captured error lines (or warnings when there were no errors), joined by "; ".
     std::string reason() const;
     void add(ggml_log_level level, const std::string &line);
+    bool defers() const { return defer_; }
+    // Emit the held-back lines, each at its own level or all at `as` (GGML_LOG_LEVEL_NONE:
+    // their own).
+    void flush(ggml_log_level as = GGML_LOG_LEVEL_NONE);
 
 private:
     LogCapture *previous_;
+    bool defer_;
+    bool flushed_ = false;
     std::vector<std::pair<ggml_log_level, std::string>> lines_;
 };
 
@@ -152,6 +160,7 @@ public:
 private:
     static bool abort_callback(void *data);
     void check_decode_result(int32_t rc, int32_t n_tokens, const char *what);
+    void run_batch(const llama_batch &batch, bool encoder);
 
     std::shared_ptr<Model> model_;  // keeps the weights alive as long as the context
     llama_context_ptr ctx_;

@@ -154,7 +154,7 @@ void Context::check_decode_result(int32_t rc, int32_t n_tokens, const char *what
                       "); use a larger num_ctx or remove tokens from the sequence");
         case 2:
             clear_abort();
-            raise("AbortedError", std::string(what) + " was aborted");
+            raise("AbortedError", "aborted");
         case -1:
             raise("InvalidBatchError",
                   std::string(what) + " rejected the batch (bad token id, position or sequence "
@@ -164,36 +164,34 @@ void Context::check_decode_result(int32_t rc, int32_t n_tokens, const char *what
     }
 }
 
-void Context::decode(const llama_batch &batch) {
-    if (batch.n_tokens == 0) raise("InvalidBatchError", "cannot decode an empty batch");
+void Context::run_batch(const llama_batch &batch, bool encoder) {
+    const char *what = encoder ? "llama_encode" : "llama_decode";
+    if (batch.n_tokens == 0) raise("InvalidBatchError", std::string(what) + ": empty batch");
     int32_t rc;
     std::string reason;
     {
-        LogCapture capture;
-        rc = llama_decode(ctx_.get(), batch);
+        LogCapture capture(/*defer=*/true);
+        rc = encoder ? llama_encode(ctx_.get(), batch) : llama_decode(ctx_.get(), batch);
         if (rc != 0) reason = capture.reason();
+        // An abort that was asked for is not an error: its log lines go out as debug.
+        capture.flush(rc == 2 ? GGML_LOG_LEVEL_DEBUG : GGML_LOG_LEVEL_NONE);
     }
     try {
-        check_decode_result(rc, batch.n_tokens, "llama_decode");
+        check_decode_result(rc, batch.n_tokens, what);
     } catch (const NativeError &e) {
-        if (reason.empty()) throw;
+        if (rc == 2 || reason.empty()) throw;  // an abort says "aborted", no ggml internals
         raise(e.py_class(), std::string(e.what()) + ": " + reason);
     }
 }
 
+void Context::decode(const llama_batch &batch) { run_batch(batch, /*encoder=*/false); }
+
 void Context::encode(const llama_batch &batch) {
-    if (batch.n_tokens == 0) raise("InvalidBatchError", "cannot encode an empty batch");
-    int32_t rc;
-    std::string reason;
-    {
-        LogCapture capture;
-        rc = llama_encode(ctx_.get(), batch);
-        if (rc != 0) reason = capture.reason();
+    // llama.cpp builds an encoder graph for any model and crashes on a decoder-only one.
+    if (!llama_model_has_encoder(model_->get())) {
+        raise("DecodeError", "llama_encode: this model has no encoder; use decode()");
     }
-    if (rc != 0) {
-        raise(rc == -1 ? "InvalidBatchError" : "DecodeError",
-              "llama_encode failed with code " + n_str(rc) + (reason.empty() ? "" : ": " + reason));
-    }
+    run_batch(batch, /*encoder=*/true);
 }
 
 void Context::decode_sequence(const std::vector<llama_token> &tokens, llama_pos pos0,
@@ -209,7 +207,7 @@ void Context::decode_sequence(const std::vector<llama_token> &tokens, llama_pos 
     for (int32_t start = 0; start < n; start += n_batch) {
         if (abort_requested()) {
             clear_abort();
-            raise("AbortedError", "decoding the prompt was aborted");
+            raise("AbortedError", "aborted");
         }
         const int32_t end = std::min(n, start + n_batch);
         chunk_batch_->clear();
@@ -473,6 +471,10 @@ called from any thread.)doc")
                 std::string buf(llama_state_seq_get_size(c.get(), s), '\0');
                 const size_t n = llama_state_seq_get_data(
                     c.get(), reinterpret_cast<uint8_t *>(buf.data()), buf.size(), s);
+                if (n == 0) {
+                    raise("StateError", "llama_state_seq_get_data copied nothing for sequence " +
+                                            n_str(s));
+                }
                 buf.resize(n);
                 return py::bytes(buf);
             },

@@ -43,7 +43,7 @@ public:
         if (ctx_->abort_requested()) {
             ctx_->clear_abort();
             done_reason_ = "aborted";
-            raise("AbortedError", "generation was aborted");
+            raise("AbortedError", "aborted");
         }
         if (pending_ != LLAMA_TOKEN_NULL) {
             if (n_predict_ >= 0 && n_generated_ >= n_predict_) return finish("length");

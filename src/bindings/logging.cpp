@@ -46,6 +46,7 @@ void dispatch_line(ggml_log_level level, std::string line) {
     if (line.empty()) return;
     if (t_capture != nullptr && (level == GGML_LOG_LEVEL_WARN || level == GGML_LOG_LEVEL_ERROR)) {
         t_capture->add(level, line);
+        if (t_capture->defers()) return;  // emitted by flush()
     }
     if (static_cast<int>(level) >= g_min_level.load()) emit_to_python(level, line);
 }
@@ -71,8 +72,20 @@ void log_callback(ggml_log_level level, const char *text, void * /*user_data*/) 
 
 }  // namespace
 
-LogCapture::LogCapture() : previous_(t_capture) { t_capture = this; }
-LogCapture::~LogCapture() { t_capture = previous_; }
+LogCapture::LogCapture(bool defer) : previous_(t_capture), defer_(defer) { t_capture = this; }
+LogCapture::~LogCapture() {
+    t_capture = previous_;
+    flush();  // nothing held back is ever lost
+}
+
+void LogCapture::flush(ggml_log_level as) {
+    if (!defer_ || flushed_) return;
+    flushed_ = true;
+    for (const auto &[level, line] : lines_) {
+        const ggml_log_level emit_level = as == GGML_LOG_LEVEL_NONE ? level : as;
+        if (static_cast<int>(emit_level) >= g_min_level.load()) emit_to_python(emit_level, line);
+    }
+}
 
 void LogCapture::add(ggml_log_level level, const std::string &line) {
     lines_.emplace_back(level, line);

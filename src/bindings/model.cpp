@@ -50,7 +50,7 @@ std::shared_ptr<Model> load_model(std::vector<std::string> paths, int32_t n_gpu_
                                   int32_t main_gpu, int split_mode,
                                   std::vector<float> tensor_split, std::optional<bool> use_mmap,
                                   bool use_mlock, bool vocab_only, bool check_tensors,
-                                  py::object progress_callback) {
+                                  bool use_extra_bufts, py::object progress_callback) {
     if (paths.empty()) raise("ModelLoadError", "no model file given");
     if (split_mode < LLAMA_SPLIT_MODE_NONE || split_mode > LLAMA_SPLIT_MODE_TENSOR) {
         raise("OptionError", "`split_mode` must be in [0, 3] (none, layer, row, tensor), got " +
@@ -72,6 +72,7 @@ std::shared_ptr<Model> load_model(std::vector<std::string> paths, int32_t n_gpu_
     params.load_mode = load_mode_for(use_mmap, use_mlock, params.load_mode);
     params.vocab_only = vocab_only;
     params.check_tensors = check_tensors;
+    params.use_extra_bufts = use_extra_bufts;
 
     LoadProgress progress;
     if (!progress_callback.is_none()) {
@@ -249,11 +250,13 @@ share between threads; create one Context per concurrent user.)doc");
                     py::arg("tensor_split") = std::vector<float>{},
                     py::arg("use_mmap") = py::none(), py::arg("use_mlock") = false,
                     py::arg("vocab_only") = false, py::arg("check_tensors") = false,
+                    py::arg("use_extra_bufts") = llama_model_default_params().use_extra_bufts,
                     py::arg("progress_callback") = py::none(),
                     R"doc(Load a model from one GGUF file or an explicit, ordered list of
 split files. `progress_callback(progress: float) -> bool | None` is called during the
-load; returning False cancels it (ModelLoadError). Raises ModelLoadError with llama.cpp's
-own reason and the file names.)doc")
+load; returning False cancels it (ModelLoadError). `use_extra_bufts` lets llama.cpp put
+CPU weights in its extra buffer types (repacked layouts, AMX). Raises ModelLoadError with
+llama.cpp's own reason and the file names.)doc")
         .def_property_readonly("paths", &Model::paths)
         .def_property_readonly("n_params",
                                [](const Model &s) { return llama_model_n_params(s.get()); })
@@ -397,7 +400,19 @@ A LoRA adapter (GGUF) loaded for one model; apply it with Context.set_adapters.)
                 }
                 return out;
             },
-            "Every end-of-generation token id.");
+            "Every end-of-generation token id.")
+        .def(
+            "tokens_with_attr",
+            [](const Vocab &s, int mask) {
+                std::vector<llama_token> out;
+                for (llama_token t = 0; t < s.model->n_vocab(); ++t) {
+                    if (static_cast<int>(llama_vocab_get_attr(s.v(), t)) & mask) out.push_back(t);
+                }
+                return out;
+            },
+            py::arg("mask"),
+            "Token ids with any of the attribute bits in `mask` (llama_token_attr: 1 unknown, "
+            "8 control, 16 user-defined, ...).");
 }
 
 }  // namespace llamahost

@@ -119,13 +119,68 @@ def test_fill_context_and_shift(model: llamahost.Model) -> None:
 
 def test_closing_a_stream_midway_leaves_the_model_usable(model: llamahost.Model) -> None:
     expected = model.generate("cancel", **GREEDY)
+    other = model.generate("while open", **GREEDY)
     stream = model.generate("cancel", stream=True, **GREEDY)
     taken = [next(stream) for _ in range(3)]
     assert all(not c.done for c in taken)
-    with pytest.raises(LlamahostError, match="busy in this thread"):
-        model.generate("while open", **GREEDY)
+    # The open stream owns its session; this thread can still generate meanwhile.
+    assert model.generate("while open", **GREEDY) == other
     stream.close()
     assert model.generate("cancel", **GREEDY) == expected
+
+
+def test_two_threads_stream_side_by_side(model: llamahost.Model) -> None:
+    prompts = ["left stream", "right stream"]
+    expected = {p: model.generate(p, **GREEDY) for p in prompts}
+    # Each thread takes one chunk, then waits until the other has taken one too: with a
+    # model-wide lock held by an open stream this would never get past the barrier.
+    barrier = threading.Barrier(2, timeout=30)
+    results: dict[str, str] = {}
+    errors: list[BaseException] = []
+
+    def work(prompt: str) -> None:
+        try:
+            stream = model.generate(prompt, stream=True, **GREEDY)
+            pieces = [next(stream).text]
+            barrier.wait()
+            pieces.extend(c.text for c in stream)
+            results[prompt] = "".join(pieces)
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(p,)) for p in prompts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    assert results == expected
+
+
+def test_abandoned_stream_frees_its_session(model: llamahost.Model) -> None:
+    pool = model._sessions
+    stream = model.generate("abandon", stream=True, **GREEDY)
+    next(stream)
+    assert pool.busy_count == 1
+    del stream  # never closed: garbage collection ends the lease
+    assert pool.busy_count == 0 and pool.idle_count >= 1
+
+
+def test_model_options_per_request_are_refused_not_ignored(model: llamahost.Model) -> None:
+    with pytest.raises(OptionError, match=r"`num_gpu` is fixed when the model loads") as err:
+        model.generate("x", num_gpu=0, **GREEDY)
+    assert err.value.option == "num_gpu"
+    with pytest.raises(OptionError, match="`use_mmap` is fixed"):
+        list(model.chat([{"role": "user", "content": "x"}], stream=True, use_mmap=False))
+    # The value the model was loaded with is fine to repeat.
+    assert model.generate("x", num_gpu=model.options.num_gpu, **GREEDY)
+
+
+def test_context_options_per_request_take_effect(model: llamahost.Model) -> None:
+    long_prompt = "ab" * 150  # 300 byte tokens: over 256, under 512
+    with pytest.raises(ContextOverflowError, match="the context holds 256"):
+        model.generate(long_prompt, num_ctx=256, truncate=False, **GREEDY)
+    assert model.generate(long_prompt, truncate=False, **GREEDY)  # the model's own 512
 
 
 def test_abort_from_another_thread_then_continue(model: llamahost.Model) -> None:
@@ -134,9 +189,10 @@ def test_abort_from_another_thread_then_continue(model: llamahost.Model) -> None
     )
     next(stream)
     threading.Timer(0.05, model.abort).start()
-    with pytest.raises(AbortedError):
+    with pytest.raises(AbortedError) as err:
         for _ in stream:
             pass
+    assert str(err.value) == "aborted"
     assert model.generate("abort", **GREEDY) == model.generate("abort", **GREEDY)
 
 

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import pytest
 
+import dataclasses
+
 from llamahost.engine.options import (
-    LOAD_OPTIONS,
+    OPTION_KINDS,
     OPTION_SPECS,
+    ContextParams,
+    ModelParams,
     Options,
+    RequestOptions,
     describe_options,
     parse_option_text,
 )
@@ -42,7 +47,9 @@ def test_defaults_are_ollamas() -> None:
         ({"use_mlock": "yes"}, r"`use_mlock` must be true or false, got 'yes'"),
         ({"kv_cache_type": "q3"}, r"`kv_cache_type` must be one of 'f32', 'f16'"),
         ({"temprature": 0.5}, r"unknown option `temprature`; did you mean `temperature`\?"),
-        ({"nonsense": 1}, r"unknown option `nonsense` \(valid options: "),
+        ({"max_tokens": 5}, r"^unknown option `max_tokens`; did you mean `num_predict`\?$"),
+        ({"n_gpu_layers": 5}, r"^unknown option `n_gpu_layers`; did you mean `num_gpu`\?$"),
+        ({"nonsense": 1}, r"^unknown option `nonsense` \(llamahost.describe_options\(\) lists"),
     ],
 )
 def test_bad_values_name_the_option_and_range(values: dict, message: str) -> None:
@@ -71,13 +78,30 @@ def test_direct_construction_validates() -> None:
         Options(top_p=2.0)
 
 
-def test_load_options_are_separate() -> None:
-    assert {"num_ctx", "num_batch", "num_gpu", "num_thread", "use_mmap"} <= set(LOAD_OPTIONS)
-    assert "temperature" not in LOAD_OPTIONS
+def test_options_split_into_model_context_and_request_groups() -> None:
+    groups = [ModelParams, ContextParams, RequestOptions]
+    names = [{f.name for f in dataclasses.fields(g)} for g in groups]
+    assert not (names[0] & names[1] or names[0] & names[2] or names[1] & names[2])
+    assert set().union(*names) == set(OPTION_SPECS)  # a partition of every option
+    assert {"num_gpu", "main_gpu", "use_mmap", "use_mlock", "vocab_only"} <= names[0]
+    assert {"num_ctx", "num_batch", "num_thread", "kv_cache_type", "flash_attn"} <= names[1]
+    assert {"temperature", "num_predict", "stop", "seed", "top_k"} <= names[2]
+    assert {OPTION_KINDS[n] for n in names[0]} == {"model"}
     a = Options(num_ctx=1024, temperature=0.1)
     b = Options(num_ctx=1024, temperature=0.9)
-    assert a.load_options() == b.load_options()
-    assert a.load_options() != Options(num_ctx=2048).load_options()
+    assert a.context_params == b.context_params and a.model_params == b.model_params
+    assert a.context_params != Options(num_ctx=2048).context_params
+    assert a.request != b.request
+    assert type(a.context_params) is ContextParams
+
+
+def test_each_group_validates_on_its_own() -> None:
+    with pytest.raises(OptionError, match=r"`num_ctx` must be in \[0, "):
+        ContextParams(num_ctx=-1)
+    with pytest.raises(OptionError, match=r"`num_gpu` must be in \[-1, "):
+        ModelParams(num_gpu=-7)
+    with pytest.raises(OptionError, match=r"`top_k` must be an integer"):
+        RequestOptions(top_k=1.5)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from llamahost import _native
-from llamahost.engine.options import Options
-from llamahost.engine.session import context_params
+from llamahost.engine.options import ContextParams
+from llamahost.engine.session import native_context_params
 from llamahost.errors import ContextOverflowError, OptionError
 
 POOLING_TYPES = {"none": 0, "mean": 1, "cls": 2, "last": 3, "rank": 4}
@@ -33,7 +33,7 @@ class Embedder:
     def __init__(
         self,
         model: _native.Model,
-        options: Options,
+        options: ContextParams,
         pooling: str | None = None,
         adapters: Sequence[_native.Adapter] = (),
     ) -> None:
@@ -55,10 +55,10 @@ class Embedder:
             )
         self._model = model
         self._pooling = pooling
-        self._load_options = options.load_options()
+        self._context_params = ContextParams.of(options)
         self._ctx = _native.Context(
             model,
-            **context_params(
+            **native_context_params(
                 model,
                 options,
                 embeddings=True,
@@ -70,8 +70,8 @@ class Embedder:
             self._ctx.set_adapters(list(adapters))
         self._encoder_only = model.has_encoder and not model.has_decoder
 
-    def matches(self, options: Options, pooling: str | None) -> bool:
-        return self._load_options == options.load_options() and self._pooling == pooling
+    def matches(self, options: ContextParams, pooling: str | None) -> bool:
+        return self._context_params == ContextParams.of(options) and self._pooling == pooling
 
     @property
     def n_ctx(self) -> int:

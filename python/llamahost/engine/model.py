@@ -7,13 +7,16 @@
     model.chat([{"role": "user", "content": "hi"}]).message.content
     model.embed(["a", "b"])                                                      # -> vectors
 
-Thread safety: a Model may be shared between threads; its calls run one at a time (a
-lock guards its context). For parallel work, give each thread its own ``model.session()``
-or load the model in the server, which batches requests across sequences.
+Thread safety: a Model may be shared between threads. Each generation (a stream, for its
+whole life) takes a Session of its own from the model's pool, so streams in several threads
+run side by side and never wait for one another; the pool keeps the most recently used
+contexts, with their prompt-prefix caches, for the next requests. Embeddings run one call at
+a time. To batch many requests into one decode, use the server's runner.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -25,7 +28,7 @@ from llamahost import _native
 from llamahost.chat.output_parser import ChatOutputParser
 from llamahost.engine.chat_prompt import ChatFormatter, normalize_messages
 from llamahost.engine.embedding import Embedder
-from llamahost.engine.options import Options
+from llamahost.engine.options import ModelParams, Options
 from llamahost.engine.responses import (
     ChatChunk,
     ChatResponse,
@@ -35,9 +38,11 @@ from llamahost.engine.responses import (
     Metrics,
 )
 from llamahost.engine.session import GenerationRequest, Session
+from llamahost.engine.session_pool import SessionPool
 from llamahost.engine.structured import Format, grammar_for
-from llamahost.errors import GGUFError, LlamahostError, ModelLoadError
+from llamahost.errors import GGUFError, LlamahostError, ModelLoadError, OptionError
 from llamahost.gguf import PathLike, model_paths
+from llamahost.system import cpu_has_amx
 
 ProgressCallback = Callable[[float], bool | None]
 
@@ -63,9 +68,8 @@ class Model:
         self.messages = [dict(m) for m in messages]  # put before every chat (Modelfile MESSAGE)
         self.adapters = list(adapters)
         self._formatter = ChatFormatter(native, template)
-        self._lock = threading.Lock()
-        self._lock_owner: int | None = None
-        self._session: Session | None = None
+        self._sessions = SessionPool(native, self.adapters)
+        self._embed_lock = threading.Lock()
         self._embedder: Embedder | None = None
         self._load_pending = True  # the first request reports the load duration
 
@@ -98,15 +102,7 @@ class Model:
         except GGUFError as e:
             raise ModelLoadError(f"cannot load model: {e}") from e
         t0 = time.perf_counter_ns()
-        native = _native.Model.load(
-            paths,
-            n_gpu_layers=opts.num_gpu,
-            main_gpu=opts.main_gpu,
-            use_mmap=opts.use_mmap,
-            use_mlock=opts.use_mlock,
-            vocab_only=opts.vocab_only,
-            progress_callback=progress,
-        )
+        native = load_native(paths, opts.model_params, progress)
         loaded_adapters = [_native.Adapter.load(native, os.fspath(a)) for a in adapters]
         return cls(
             native,
@@ -119,9 +115,10 @@ class Model:
         )
 
     def close(self) -> None:
-        """Free the contexts now (the weights go when the last reference does)."""
-        with self._locked():
-            self._session = None
+        """Free the idle contexts now, and each busy one when its stream ends (the weights
+        go when the last reference does)."""
+        self._sessions.close()
+        with self._embed_lock:
             self._embedder = None
 
     def __enter__(self) -> Model:
@@ -180,20 +177,30 @@ class Model:
     # ---- sessions ---------------------------------------------------------------------
     def session(self, **option_kwargs: Any) -> Session:
         """A new, independent Session (its own context and prefix cache)."""
-        return Session(self._native, self.options.merged(option_kwargs), self.adapters)
-
-    def _session_for(self, options: Options) -> Session:
-        if self._session is None or not self._session.matches(options):
-            self._session = None  # free the old context before creating the new one
-            self._session = Session(self._native, options, self.adapters)
-        return self._session
+        options = self._request_options(None, option_kwargs)
+        return Session(self._native, options.context_params, self.adapters)
 
     def _request_options(
         self, options: Mapping[str, Any] | Options | None, kwargs: Mapping[str, Any]
     ) -> Options:
+        """This model's options with a request's applied. Context options (num_ctx, ...)
+        take effect through a context made for them; a model option (num_gpu, ...) that
+        differs from the loaded model's is refused, never silently ignored."""
         if isinstance(options, Options):
-            return options.merged(kwargs)
-        return self.options.merged(options, **kwargs)
+            merged = options.merged(kwargs)
+        else:
+            merged = self.options.merged(options, **kwargs)
+        loaded = self.options.model_params
+        if merged.model_params != loaded:
+            for f in dataclasses.fields(ModelParams):
+                asked, have = getattr(merged, f.name), getattr(loaded, f.name)
+                if asked != have:
+                    raise OptionError(
+                        f"`{f.name}` is fixed when the model loads (loaded with {have!r}, "
+                        f"this request asks for {asked!r}); pass it to llamahost.load()",
+                        option=f.name,
+                    )
+        return merged
 
     def _take_load_duration(self) -> int:
         if self._load_pending:
@@ -264,13 +271,17 @@ class Model:
             tokens = self.tokenize(prompt, add_special=not context, parse_special=False)
         if context:
             tokens = list(context) + tokens
-        return self._locked_stream(tokens, request, t0, native_loop)
+        return self._session_stream(tokens, opts, request, t0, native_loop)
 
-    def _locked_stream(
-        self, tokens: list[int], request: GenerationRequest, t0: int, native_loop: bool
+    def _session_stream(
+        self,
+        tokens: list[int],
+        options: Options,
+        request: GenerationRequest,
+        t0: int,
+        native_loop: bool,
     ) -> Generator[GenerateChunk, None, None]:
-        with self._locked():
-            session = self._session_for(request.options)
+        with self._sessions.lease(options.context_params, tokens) as session:
             load_ns = self._take_load_duration()
             yield from session.generate(
                 tokens, request, started_ns=t0, load_duration_ns=load_ns, native_loop=native_loop
@@ -380,17 +391,18 @@ class Model:
             # a template that opens the thinking block itself leaves the model inside it
             thinking_started=prompt.rstrip().endswith("<think>"),
         )
-        return self._chat_stream(tokens, request, parser, t0, native_loop)
+        return self._chat_stream(tokens, opts, request, parser, t0, native_loop)
 
     def _chat_stream(
         self,
         tokens: list[int],
+        options: Options,
         request: GenerationRequest,
         parser: ChatOutputParser,
         t0: int,
         native_loop: bool,
     ) -> Generator[ChatChunk, None, None]:
-        for chunk in self._locked_stream(tokens, request, t0, native_loop):
+        for chunk in self._session_stream(tokens, options, request, t0, native_loop):
             deltas = parser.feed(chunk.text) if chunk.text else []
             if chunk.done:
                 deltas = deltas + parser.finish()
@@ -435,38 +447,31 @@ class Model:
         opts = self._request_options(options, option_kwargs)
         if not batch:
             return [], 0
-        with self._locked():
-            if self._embedder is None or not self._embedder.matches(opts, pooling):
+        context = opts.context_params
+        with self._embed_lock:
+            if self._embedder is None or not self._embedder.matches(context, pooling):
                 self._embedder = None
-                self._embedder = Embedder(self._native, opts, pooling, self.adapters)
+                self._embedder = Embedder(self._native, context, pooling, self.adapters)
             return self._embedder.embed(batch, normalize=normalize, truncate=truncate)
 
-    # ---- locking ----------------------------------------------------------------------
-    def _locked(self) -> _ModelLock:
-        return _ModelLock(self)
-
     def abort(self) -> None:
-        """Stop the generation running in another thread (it raises AbortedError)."""
-        session = self._session
-        if session is not None:
-            session.abort()
+        """Stop every generation running in other threads (each raises AbortedError)."""
+        self._sessions.abort()
 
 
-class _ModelLock:
-    """The model's lock; refuses (instead of deadlocking) re-entry from the same thread."""
-
-    def __init__(self, model: Model) -> None:
-        self._model = model
-
-    def __enter__(self) -> None:
-        me = threading.get_ident()
-        if self._model._lock_owner == me:
-            raise LlamahostError(
-                "this model is busy in this thread: finish or close() the open stream first"
-            )
-        self._model._lock.acquire()
-        self._model._lock_owner = me
-
-    def __exit__(self, *exc: object) -> None:
-        self._model._lock_owner = None
-        self._model._lock.release()
+def load_native(
+    paths: Sequence[str], params: ModelParams, progress: ProgressCallback | None = None
+) -> _native.Model:
+    """Load weights with `params`. Repacked CPU layouts are on unless asked otherwise, except
+    on CPUs with AMX: ggml's AMX matmul crashes there (llama.cpp issue 20824)."""
+    repack = params.repack if params.repack is not None else not cpu_has_amx()
+    return _native.Model.load(
+        list(paths),
+        n_gpu_layers=params.num_gpu,
+        main_gpu=params.main_gpu,
+        use_mmap=params.use_mmap,
+        use_mlock=params.use_mlock,
+        vocab_only=params.vocab_only,
+        use_extra_bufts=repack,
+        progress_callback=progress,
+    )

@@ -1,9 +1,18 @@
 """Generation and load options, with Ollama's names, defaults and validation.
 
-``Options`` holds every option a request or a Modelfile ``PARAMETER`` can set. Load-time
-options (``num_ctx``, ``num_gpu``, ...) decide how the model and its context are created;
-the rest apply per request. Every value is checked when an ``Options`` is built, and a bad
-one raises :class:`~llamahost.errors.OptionError` naming the option and its allowed range:
+Ollama's API and Modelfiles carry options as one flat set of names; they act at three
+different moments, and each moment has its own typed, validated group:
+
+- :class:`ModelParams`: fixed when the weights load (``num_gpu``, ``use_mmap``, ...);
+- :class:`ContextParams`: fixed when a context is created (``num_ctx``, ``num_batch``,
+  ``kv_cache_type``, ``flash_attn``, ``num_thread``);
+- :class:`RequestOptions`: per request (sampling, ``num_predict``, ``stop``, ...).
+
+:class:`Options` is all three together: the flat set a request, a ``PARAMETER`` line or
+``llamahost.load(**options)`` speaks, and an instance of each group. ``options.model_params``,
+``options.context_params`` and ``options.request`` project it onto one group. Every value is
+checked when any of these is built, and a bad one raises
+:class:`~llamahost.errors.OptionError` naming the option and its allowed range:
 
     >>> Options().merged({"top_p": 1.5})
     Traceback (most recent call last):
@@ -19,9 +28,11 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 from llamahost.errors import OptionError
+
+OptionKind = Literal["model", "context", "request"]
 
 
 @dataclass(frozen=True)
@@ -29,7 +40,6 @@ class OptionSpec:
     """How one option is typed, bounded and used."""
 
     doc: str
-    kind: str = "runtime"  # "runtime" (per request) or "load" (model/context creation)
     low: float | None = None
     high: float | None = None
     low_open: bool = False  # low is exclusive
@@ -43,52 +53,70 @@ def _option(default: Any, doc: str, **spec: Any) -> Any:
 
 DEFAULT_DRY_SEQUENCE_BREAKERS: tuple[str, ...] = ("\n", ":", '"', "*")
 
+_Group = TypeVar("_Group", bound="_Validated")
+
 
 @dataclass(frozen=True)
-class Options:
-    """Every option a request can carry, with Ollama's names and defaults.
+class _Validated:
+    """Validates every field when built (also through ``dataclasses.replace``)."""
 
-    Build with ``Options.from_mapping({...})`` or ``Options().merged(...)``: both validate.
-    Constructing ``Options(...)`` directly also validates (in ``__post_init__``).
-    """
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            object.__setattr__(self, f.name, _validate(f, getattr(self, f.name)))
 
-    # ---- load time: how the model and its context are created -------------------------
+    @classmethod
+    def of(cls: type[_Group], options: _Validated) -> _Group:
+        """This group's fields of `options` (an Options, or another instance of the group)."""
+        return cls(**{f.name: getattr(options, f.name) for f in dataclasses.fields(cls)})
+
+
+@dataclass(frozen=True)
+class ModelParams(_Validated):
+    """Options fixed when the model's weights load; changing one means loading again."""
+
+    num_gpu: int = _option(
+        -1, "layers to offload to the GPU (-1 = as many as fit/all)", low=-1, high=1 << 16
+    )
+    main_gpu: int = _option(0, "GPU used for small tensors and scratch", low=0, high=255)
+    use_mmap: bool | None = _option(
+        None, "map the model file instead of reading it (None = llama.cpp decides)"
+    )
+    use_mlock: bool = _option(False, "lock the model in RAM")
+    vocab_only: bool = _option(False, "load only the vocabulary")
+    repack: bool | None = _option(
+        None,
+        "put CPU weights in llama.cpp's faster repacked layouts (None = yes, except on CPUs "
+        "with AMX, whose ggml kernels crash: llama.cpp issue 20824)",
+    )
+
+
+@dataclass(frozen=True)
+class ContextParams(_Validated):
+    """Options fixed when a context (KV cache, compute buffers) is created."""
+
     num_ctx: int = _option(
-        4096,
-        "context window in tokens (0 = the model's training context)",
-        kind="load",
-        low=0,
-        high=1 << 24,
+        4096, "context window in tokens (0 = the model's training context)", low=0, high=1 << 24
     )
     num_batch: int = _option(
-        512, "prompt tokens decoded per llama_decode call", kind="load", low=1, high=1 << 20
+        512, "prompt tokens decoded per llama_decode call", low=1, high=1 << 20
     )
-    num_gpu: int = _option(
-        -1,
-        "layers to offload to the GPU (-1 = as many as fit/all)",
-        kind="load",
-        low=-1,
-        high=1 << 16,
-    )
-    main_gpu: int = _option(
-        0, "GPU used for small tensors and scratch", kind="load", low=0, high=255
-    )
-    num_thread: int = _option(
-        0, "CPU threads (0 = one per available core)", kind="load", low=0, high=512
-    )
-    use_mmap: bool | None = _option(
-        None, "map the model file instead of reading it (None = llama.cpp decides)", kind="load"
-    )
-    use_mlock: bool = _option(False, "lock the model in RAM", kind="load")
-    vocab_only: bool = _option(False, "load only the vocabulary", kind="load")
-    flash_attn: bool | None = _option(None, "flash attention (None = auto)", kind="load")
+    num_thread: int = _option(0, "CPU threads (0 = one per available core)", low=0, high=512)
+    flash_attn: bool | None = _option(None, "flash attention (None = auto)")
     kv_cache_type: str = _option(
         "f16",
         "KV cache element type",
-        kind="load",
         choices=("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"),
     )
-    # ---- per request: prediction -------------------------------------------------------
+
+    def resolved_threads(self) -> int:
+        return self.num_thread or available_cpus()
+
+
+@dataclass(frozen=True)
+class RequestOptions(_Validated):
+    """Options of one request: what to predict and how to sample it."""
+
+    # ---- prediction ----------------------------------------------------------------------
     num_predict: int = _option(
         -1, "tokens to generate (-1 = until done, -2 = fill the context)", low=-2, high=1 << 30
     )
@@ -100,7 +128,7 @@ class Options:
     )
     stop: tuple[str, ...] = _option((), "strings that end generation (not included in output)")
     seed: int = _option(-1, "random seed (-1 = random)", low=-1, high=2**32 - 2)
-    # ---- per request: sampling -----------------------------------------------------------
+    # ---- sampling ------------------------------------------------------------------------
     temperature: float = _option(0.8, "sampling temperature (0 = greedy)", low=0, high=100)
     top_k: int = _option(40, "keep the k most likely tokens (0 = off)", low=0, high=1 << 24)
     top_p: float = _option(0.9, "nucleus sampling mass (1 = off)", low=0, high=1)
@@ -121,7 +149,7 @@ class Options:
     mirostat: int = _option(0, "Mirostat sampling (0 = off, 1 = v1, 2 = v2)", choices=(0, 1, 2))
     mirostat_tau: float = _option(5.0, "Mirostat target surprise", low=0, high=100)
     mirostat_eta: float = _option(0.1, "Mirostat learning rate", low=0, high=1)
-    # ---- per request: llama.cpp samplers beyond Ollama's set -----------------------------
+    # ---- llama.cpp samplers beyond Ollama's set -----------------------------------------
     dynatemp_range: float = _option(0.0, "dynamic temperature range (0 = off)", low=0, high=100)
     dynatemp_exponent: float = _option(1.0, "dynamic temperature exponent", low=0, high=100)
     top_n_sigma: float = _option(
@@ -146,15 +174,20 @@ class Options:
     )
     # ---- accepted for compatibility with older Ollama clients; no effect -----------------
     penalize_newline: bool = _option(True, "no effect (removed from llama.cpp)", deprecated=True)
-    numa: bool = _option(False, "no effect", kind="load", deprecated=True)
-    low_vram: bool = _option(False, "no effect", kind="load", deprecated=True)
-    f16_kv: bool = _option(True, "no effect (see kv_cache_type)", kind="load", deprecated=True)
-    logits_all: bool = _option(False, "no effect", kind="load", deprecated=True)
     tfs_z: float = _option(1.0, "no effect (removed from llama.cpp)", deprecated=True)
+    numa: bool = _option(False, "no effect", deprecated=True)
+    low_vram: bool = _option(False, "no effect", deprecated=True)
+    f16_kv: bool = _option(True, "no effect (see kv_cache_type)", deprecated=True)
+    logits_all: bool = _option(False, "no effect", deprecated=True)
 
-    def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            object.__setattr__(self, f.name, _validate(f, getattr(self, f.name)))
+
+@dataclass(frozen=True)
+class Options(RequestOptions, ContextParams, ModelParams):
+    """Every option, with Ollama's names and defaults: the three groups in one flat set.
+
+    Build with ``Options.from_mapping({...})`` or ``Options().merged(...)``: both validate,
+    as does ``Options(...)`` itself.
+    """
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None = None, **kwargs: Any) -> Options:
@@ -167,7 +200,7 @@ class Options:
         for source in (values or {}, kwargs):
             for name, value in source.items():
                 if name not in _FIELDS:
-                    raise OptionError(_unknown_option_message(name), option=name)
+                    raise OptionError(unknown_option_message(name), option=name)
                 if value is not None or _FIELDS[name].default is None:
                     updates[name] = value
         return dataclasses.replace(self, **updates) if updates else self
@@ -180,12 +213,17 @@ class Options:
             if getattr(self, f.name) != f.default
         }
 
-    def load_options(self) -> dict[str, Any]:
-        """The load-time options as a dict (equal dicts mean the same model/context setup)."""
-        return {name: getattr(self, name) for name in LOAD_OPTIONS}
+    @property
+    def model_params(self) -> ModelParams:
+        return ModelParams.of(self)
 
-    def resolved_threads(self) -> int:
-        return self.num_thread or available_cpus()
+    @property
+    def context_params(self) -> ContextParams:
+        return ContextParams.of(self)
+
+    @property
+    def request(self) -> RequestOptions:
+        return RequestOptions.of(self)
 
 
 def available_cpus() -> int:
@@ -198,14 +236,57 @@ def available_cpus() -> int:
 
 _FIELDS: dict[str, dataclasses.Field[Any]] = {f.name: f for f in dataclasses.fields(Options)}
 OPTION_SPECS: dict[str, OptionSpec] = {n: f.metadata["spec"] for n, f in _FIELDS.items()}
-LOAD_OPTIONS: tuple[str, ...] = tuple(n for n, s in OPTION_SPECS.items() if s.kind == "load")
-RUNTIME_OPTIONS: tuple[str, ...] = tuple(n for n, s in OPTION_SPECS.items() if s.kind != "load")
+OPTION_KINDS: dict[str, OptionKind] = {
+    **{f.name: "model" for f in dataclasses.fields(ModelParams)},
+    **{f.name: "context" for f in dataclasses.fields(ContextParams)},
+    **{f.name: "request" for f in dataclasses.fields(RequestOptions)},
+}
+
+#: Names other APIs use for an option (OpenAI, llama.cpp, Hugging Face) -> ours.
+OPTION_ALIASES: dict[str, str] = {
+    "max_tokens": "num_predict",
+    "max_new_tokens": "num_predict",
+    "max_completion_tokens": "num_predict",
+    "n_predict": "num_predict",
+    "n_ctx": "num_ctx",
+    "ctx_size": "num_ctx",
+    "context_length": "num_ctx",
+    "context_size": "num_ctx",
+    "n_batch": "num_batch",
+    "batch_size": "num_batch",
+    "n_gpu_layers": "num_gpu",
+    "gpu_layers": "num_gpu",
+    "n_threads": "num_thread",
+    "threads": "num_thread",
+    "num_threads": "num_thread",
+    "repetition_penalty": "repeat_penalty",
+    "stop_sequences": "stop",
+    "random_seed": "seed",
+    "typical": "typical_p",
+    "cache_type_k": "kv_cache_type",
+    "type_k": "kv_cache_type",
+    "flash_attention": "flash_attn",
+    "mlock": "use_mlock",
+    "mmap": "use_mmap",
+}
 
 
-def _unknown_option_message(name: str) -> str:
-    close = difflib.get_close_matches(name, list(_FIELDS), n=1)
-    hint = f"; did you mean `{close[0]}`?" if close else ""
-    return f"unknown option `{name}`{hint} (valid options: {', '.join(sorted(_FIELDS))})"
+def closest_option(name: str) -> str | None:
+    """The option a misspelt or foreign `name` most likely means, if any."""
+    lowered = name.lower().replace("-", "_")
+    if lowered in _FIELDS:
+        return lowered
+    if lowered in OPTION_ALIASES:
+        return OPTION_ALIASES[lowered]
+    close = difflib.get_close_matches(lowered, [*_FIELDS, *OPTION_ALIASES], n=1, cutoff=0.7)
+    return OPTION_ALIASES.get(close[0], close[0]) if close else None
+
+
+def unknown_option_message(name: str) -> str:
+    close = closest_option(name)
+    if close is not None:
+        return f"unknown option `{name}`; did you mean `{close}`?"
+    return f"unknown option `{name}` (llamahost.describe_options() lists the valid ones)"
 
 
 _TYPE_NAMES = {
@@ -291,7 +372,7 @@ def parse_option_text(name: str, text: str) -> Any:
     Raises OptionError naming the option for an unknown name or a value of the wrong type.
     """
     if name not in _FIELDS:
-        raise OptionError(_unknown_option_message(name), option=name)
+        raise OptionError(unknown_option_message(name), option=name)
     kind = str(_FIELDS[name].type)
     raw = text.strip()
     try:
@@ -318,6 +399,6 @@ def parse_option_text(name: str, text: str) -> Any:
     return _validate(_FIELDS[name], value)
 
 
-def describe_options() -> list[tuple[str, str, Any, str]]:
-    """(name, kind, default, doc) for every option, for `show` and documentation."""
-    return [(n, s.kind, _FIELDS[n].default, s.doc) for n, s in OPTION_SPECS.items()]
+def describe_options() -> list[tuple[str, OptionKind, Any, str]]:
+    """(name, kind, default, doc) for every option: kind is model, context or request."""
+    return [(n, OPTION_KINDS[n], _FIELDS[n].default, s.doc) for n, s in OPTION_SPECS.items()]

@@ -1,4 +1,4 @@
-"""Options -> a native sampler chain, in llama.cpp's usual order.
+"""Request options -> a native sampler chain, in llama.cpp's usual order.
 
     logit_bias -> top_k -> penalties -> DRY -> top_n_sigma -> typical -> top_p -> min_p
     -> XTC -> temperature (dynamic if dynatemp_range > 0) -> dist(seed)
@@ -19,7 +19,7 @@ import random
 from collections.abc import Mapping, Sequence
 
 from llamahost import _native
-from llamahost.engine.options import Options
+from llamahost.engine.options import RequestOptions
 
 
 def resolve_seed(seed: int) -> int:
@@ -29,7 +29,7 @@ def resolve_seed(seed: int) -> int:
 
 def build_sampler(
     model: _native.Model,
-    options: Options,
+    options: RequestOptions,
     *,
     n_ctx: int,
     seed: int,
@@ -114,6 +114,6 @@ def build_sampler(
     return s
 
 
-def _penalties_only_lower(o: Options) -> bool:
+def _penalties_only_lower(o: RequestOptions) -> bool:
     """Whether every penalty can only lower a token's logit (never raise it)."""
     return o.repeat_penalty >= 1.0 and o.frequency_penalty >= 0.0 and o.presence_penalty >= 0.0

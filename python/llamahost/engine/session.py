@@ -17,16 +17,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from llamahost import _native
-from llamahost.engine.options import Options
+from llamahost.engine.options import ContextParams, RequestOptions
 from llamahost.engine.responses import GenerateChunk, Metrics
 from llamahost.engine.sampling import build_sampler, resolve_seed
 from llamahost.engine.text_stream import TextStream
 from llamahost.errors import ContextOverflowError, LlamahostError
 
 
-def context_params(
+def native_context_params(
     model: _native.Model,
-    options: Options,
+    options: ContextParams,
     *,
     embeddings: bool = False,
     pooling_type: int = -1,
@@ -70,7 +70,7 @@ def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
 class GenerationRequest:
     """Everything a token-level generation needs beyond the prompt."""
 
-    options: Options
+    options: RequestOptions
     grammar: str | None = None
     lazy_grammar_triggers: Sequence[str] = ()
     logit_bias: Mapping[int, float] | None = None
@@ -85,12 +85,12 @@ class Session:
     def __init__(
         self,
         model: _native.Model,
-        options: Options,
+        options: ContextParams,
         adapters: Sequence[_native.Adapter] = (),
     ) -> None:
         self._model = model
-        self._load_options = options.load_options()
-        self._ctx = _native.Context(model, **context_params(model, options))
+        self._context_params = ContextParams.of(options)
+        self._ctx = _native.Context(model, **native_context_params(model, options))
         if adapters:
             self._ctx.set_adapters(list(adapters))
         self._kv: list[int] = []  # tokens the KV cache holds for sequence 0, from position 0
@@ -109,9 +109,13 @@ class Session:
         """The tokens whose KV entries the context holds (the reusable prefix)."""
         return list(self._kv)
 
-    def matches(self, options: Options) -> bool:
-        """Whether this session's context was created with `options`' load-time settings."""
-        return self._load_options == options.load_options()
+    def matches(self, options: ContextParams) -> bool:
+        """Whether this session's context was created with `options`' context settings."""
+        return self._context_params == ContextParams.of(options)
+
+    def reusable_prefix(self, tokens: Sequence[int]) -> int:
+        """How many leading `tokens` the cache already holds."""
+        return common_prefix_length(self._kv, tokens)
 
     def reset(self) -> None:
         """Forget the cached prefix."""
@@ -123,7 +127,9 @@ class Session:
         self._ctx.abort()
 
     # ---- prompt ---------------------------------------------------------------------
-    def fit_prompt(self, tokens: Sequence[int], options: Options, truncate: bool) -> list[int]:
+    def fit_prompt(
+        self, tokens: Sequence[int], options: RequestOptions, truncate: bool
+    ) -> list[int]:
         """The prompt, shortened to leave room for an answer if it does not fit.
 
         Keeps the first ``num_keep`` tokens and the most recent ones, dropping the middle,
