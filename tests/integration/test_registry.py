@@ -313,14 +313,17 @@ def test_a_manifest_over_the_size_cap_is_refused(
     assert ManifestStore(tmp_path).path(name).read_bytes() == original
 
 
-def test_a_token_realm_on_another_host_is_refused_without_contacting_it(
+@pytest.mark.parametrize("realm_host", ["localhost", "127.0.0.1"])
+def test_a_token_realm_on_another_origin_is_refused_without_contacting_it(
     fault_proxy_factory: Callable[..., FaultProxy],
     pushed: tuple[ModelName, Manifest, bytes],
     tmp_path: Path,
+    realm_host: str,
 ) -> None:
+    """Another host, or the registry's own host on another port: never sent credentials."""
     elsewhere = fault_proxy_factory(upstream=None)  # logs whatever reaches it
     proxy = fault_proxy_factory()
-    realm = f"http://localhost:{elsewhere.port}/token"
+    realm = f"http://{realm_host}:{elsewhere.port}/token"
     proxy.require_bearer("secret-token", realm)
     name = at_host(pushed[0], proxy.host)
 
@@ -328,8 +331,11 @@ def test_a_token_realm_on_another_host_is_refused_without_contacting_it(
         client(username="alice", password="s3cret").pull(name, tmp_path)
 
     message = str(caught.value)
-    assert "'localhost'" in message and "'127.0.0.1'" in message and realm in message
+    assert realm in message and "scheme, host and port must all match" in message
+    assert f"its origin http://{realm_host}:{elsewhere.port} differs" in message
+    assert f"the registry's http://127.0.0.1:{proxy.port}" in message
     assert elsewhere.requests == []
+    assert not [r for r in proxy.requests if "authorization" in r.headers]
     assert not ManifestStore(tmp_path).has(name)
 
 

@@ -388,7 +388,8 @@ def test_prune_removes_exactly_the_unreferenced_blobs(tmp_path):
     report = ManifestStore(tmp_path, clock=lambda: 10_000.0).prune(blobs, partial_max_age_s=3600)
 
     assert sorted(report.blobs, key=str) == sorted(orphans, key=str)
-    assert report.freed_bytes == len(b"orphan one") + len(b"orphan two" * 10)
+    assert report.blob_bytes == len(b"orphan one") + len(b"orphan two" * 10)
+    assert report.freed_bytes == report.blob_bytes + len(b"half")  # the stale partial too
     assert report.partials == (stale,)
     assert [p.path for p in report.problems] == [damaged]
     assert set(blobs.iter_digests()) == set(kept.digests()) | {protected}

@@ -54,9 +54,14 @@ Errors: a problem with the Modelfile's content (a missing or non-GGUF file, a fo
 adapter that is not one, a template that does not parse, an incomplete split model) is a
 ModelfileError naming the instruction's line, with the underlying error as its cause; a FROM
 name with no such model is ModelNotFoundError; store and I/O failures keep their own types.
-Nothing is published unless every step succeeded: the manifest is written last, atomically.
-Blobs imported before a failure stay until ``ModelStore.prune``. A model created again under
-the same name replaces the manifest; blobs only the old one used also stay until ``prune``.
+Nothing is published unless every step succeeded: the manifest is written last, atomically,
+and only after every blob it names was checked to be stored with its size. Blobs imported
+before a failure stay until ``ModelStore.prune``. A model created again under the same name
+replaces the manifest; blobs only the old one used also stay until ``prune``.
+
+Concurrency: from its first blob to its manifest, a create holds every digest it uses in a
+lease (``store/locking.py``), entered before the blob is checked, imported or reused, so an
+``rm`` or ``prune`` in another process cannot collect a blob the new model is about to name.
 """
 
 from __future__ import annotations
@@ -69,6 +74,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llamahost.chat.gotemplate import GoTemplate, OrderedMap, go_json
 from llamahost.errors import (
     BlobError,
     GGUFError,
@@ -79,9 +85,9 @@ from llamahost.errors import (
     TemplateError,
 )
 from llamahost.gguf import GGUFInfo, model_paths, parameter_size, quantization, read_gguf
-from llamahost.chat.gotemplate import GoTemplate, OrderedMap, go_json
 from llamahost.modelfile.parser import Command, Modelfile, parse
 from llamahost.store.digests import Digest
+from llamahost.store.locking import Lease
 from llamahost.store.manifests import (
     CONFIG_MEDIA_TYPE,
     MEDIA_TYPE_ADAPTER,
@@ -153,7 +159,9 @@ def create_model(
     base_path = Path(base_dir).expanduser()
 
     emit("gathering model components")
-    with ExitStack() as scratch:  # holds a PyPI download's folder until the files are stored
+    # The lease protects the blobs from collections until the manifest names them; the
+    # ExitStack holds a PyPI download's folder until its files are stored.
+    with store.lease() as lease, ExitStack() as scratch:
         base = _gather_base(store, parsed, base_path, scratch, emit)
         adapters = [
             _checked_adapter(command, base_path, base.architecture)
@@ -161,7 +169,7 @@ def create_model(
         ]
         _check_template(parsed)
 
-        builder = _LayerBuilder(store, emit)
+        builder = _LayerBuilder(store, lease, emit)
         if base.parent is not None:
             builder.inherit(base.parent)
         for gguf_file in base.model_files:
@@ -175,6 +183,7 @@ def create_model(
         config = _config(base, parsed.requires, builder.layers)
         config_layer = builder.blob_layer(CONFIG_MEDIA_TYPE, config, announce=False)
         manifest = Manifest(config_layer, tuple(builder.layers))
+        _check_stored(store, manifest)
         emit("writing manifest")
         digest = store.manifests.write(model_name, manifest)
     emit("success")
@@ -405,23 +414,34 @@ def _check_template(modelfile: Modelfile) -> None:
 
 
 class _LayerBuilder:
-    """Stores blobs and collects the manifest's layers in order, reporting each one."""
+    """Stores blobs and collects the manifest's layers in order, reporting each one.
 
-    def __init__(self, store: ModelStore, emit: _Emitter) -> None:
+    Every digest enters the lease before the blob is looked at (see locking.py).
+    """
+
+    def __init__(self, store: ModelStore, lease: Lease, emit: _Emitter) -> None:
         self.store = store
+        self.lease = lease
         self.emit = emit
         self.layers: list[Layer] = []
 
     def inherit(self, parent: ResolvedModel) -> None:
         """Take every layer of a stored model, marked as coming from it."""
         source = parent.name.display_shortest()
+        self.lease.hold(layer.digest for layer in parent.manifest.layers)
         for layer in parent.manifest.layers:
+            if not self.store.blobs.has(layer.digest):  # removed before the lease held it
+                raise ModelNotFoundError(
+                    f"FROM {source}: the model was removed while this one was being created "
+                    f"(its blob {layer.digest} is gone)"
+                )
             self.emit(f"using existing layer {layer.digest}")
             self.layers.append(Layer(layer.media_type, layer.digest, layer.size, source))
 
     def add_file(self, path: Path, media_type: str) -> Layer:
         """Import a local file (hard link, else copy) as a layer."""
         digest, size = _hash_file(path)
+        self.lease.hold([digest])
         if self.store.blobs.has(digest):
             self.emit(f"using existing layer {digest}")
         else:
@@ -444,6 +464,7 @@ class _LayerBuilder:
         """Store ``data`` (JSON text gets Go's trailing newline) and describe it as a layer."""
         payload = data if isinstance(data, bytes) else (data + "\n").encode("utf-8")
         digest = Digest.of_bytes(payload)
+        self.lease.hold([digest])
         existed = self.store.blobs.has(digest)
         self.store.blobs.write(payload, digest=digest, size=len(payload))
         if announce:
@@ -462,6 +483,21 @@ class _LayerBuilder:
     def _append(self, layer: Layer) -> Layer:
         self.layers.append(layer)
         return layer
+
+
+def _check_stored(store: ModelStore, manifest: Manifest) -> None:
+    """BlobError unless every blob ``manifest`` names is stored with its size."""
+    for layer in (manifest.config, *manifest.layers):
+        try:
+            stored = store.blobs.size(layer.digest)
+        except FileNotFoundError:
+            stored = None
+        if stored != layer.size:
+            raise BlobError(
+                f"blob {layer.digest} ({layer.size} bytes) is not in the store "
+                f"(found {'nothing' if stored is None else f'{stored} bytes'}); "
+                "the model was not written"
+            )
 
 
 def _hash_file(path: Path) -> tuple[Digest, int]:

@@ -19,6 +19,11 @@ temporary file and raises DigestMismatchError. A crash at any point leaves at mo
 ``.partial`` file, never a wrong ``sha256-<hex>``; ``iter_digests`` ignores partial files
 and ManifestStore.prune removes stale ones.
 
+Every partial file is flock'ed by its writer from the moment it is created (creation and
+lock happen under the shared store lock, see locking.py) until it is renamed or dropped, so
+a collection can tell a live write from one a killed process left behind, and never
+removes a partial file that is still being written.
+
 Every file operation goes through an :class:`FsHooks` object, so tests can cut a write in
 the middle (raise from ``write`` after N bytes) and check the store stays consistent.
 """
@@ -40,10 +45,11 @@ from typing import BinaryIO
 
 from llamahost.errors import BlobError, BlobNotFoundError, DigestMismatchError, OptionError
 from llamahost.store.digests import Digest
+from llamahost.store.locking import StoreLock, claim_if_abandoned
 
 try:
     import fcntl
-except ImportError:  # Windows: resumable writes are not locked against each other
+except ImportError:  # Windows: partial files are not locked
     fcntl = None  # type: ignore[assignment]
 
 BytesLike = bytes | bytearray | memoryview
@@ -243,13 +249,16 @@ class BlobWriter:
                 str(actual),
             )
         self._fs.fsync(fd)
-        self._close_fd()
+        if fcntl is None:
+            self._close_fd()  # Windows cannot rename an open file
         final = self._store.path(actual)
         if self._store._stored_size(actual) == self.offset:
             _remove_quietly(self.path)  # already stored: keep one copy
         else:
+            # Renamed while still flock'ed, so a collection never sees it unowned.
             self._fs.rename(self.path, final)
             self._fs.fsync_dir(final.parent)
+        self._close_fd()
         return actual
 
     def _close_fd(self) -> None:
@@ -296,6 +305,7 @@ class BlobStore:
         self.root = Path(root)
         self.blobs_dir = self.root / "blobs"
         self.fs_hooks = fs_hooks if fs_hooks is not None else FsHooks()
+        self.lock = StoreLock(self.root)
 
     def path(self, digest: Digest) -> Path:
         """Where the blob ``digest`` lives (whether or not it is stored)."""
@@ -314,14 +324,14 @@ class BlobStore:
         try:
             return os.stat(self.path(digest)).st_size
         except FileNotFoundError as exc:
-            raise BlobNotFoundError(f"blob {digest} is not in the store {self.root}") from exc
+            raise BlobNotFoundError(f"blob {digest} is not in the store") from exc
 
     def open(self, digest: Digest) -> BinaryIO:
         """Open the stored blob for reading; BlobNotFoundError if it is not stored."""
         try:
             return open(self.path(digest), "rb")
         except FileNotFoundError as exc:
-            raise BlobNotFoundError(f"blob {digest} is not in the store {self.root}") from exc
+            raise BlobNotFoundError(f"blob {digest} is not in the store") from exc
 
     def delete(self, digest: Digest) -> bool:
         """Remove the blob; False if it was not stored."""
@@ -345,16 +355,33 @@ class BlobStore:
                 yield self.blobs_dir / name
 
     def prune_partials(self, max_age_s: float, *, now: float | None = None) -> list[Path]:
-        """Remove partial files last modified at least ``max_age_s`` seconds ago."""
+        """Remove stale partial files (see :meth:`remove_stale_partials`); their paths."""
+        return [path for path, _ in self.remove_stale_partials(max_age_s, now=now)]
+
+    def remove_stale_partials(
+        self, max_age_s: float, *, now: float | None = None
+    ) -> list[tuple[Path, int]]:
+        """Remove partial files no live process is writing, last modified at least
+        ``max_age_s`` seconds ago; (path, size) of each.
+
+        A partial file whose writer is alive is never removed, whatever its age (its writer
+        holds its flock). ``max_age_s=0`` removes every abandoned one, resumable downloads
+        included. Takes the store lock exclusively.
+        """
         now = time.time() if now is None else now
         removed = []
-        for path in self.iter_partials():
-            try:
-                if now - os.stat(path).st_mtime >= max_age_s:
-                    os.unlink(path)
-                    removed.append(path)
-            except FileNotFoundError:
-                continue  # finished or removed meanwhile
+        with self.lock.exclusive():
+            for path in self.iter_partials():
+                try:
+                    stat_result = os.stat(path)
+                except FileNotFoundError:
+                    continue  # finished or removed meanwhile
+                if now - stat_result.st_mtime < max_age_s:
+                    continue
+                with claim_if_abandoned(path, min_age_s=max_age_s) as abandoned:
+                    if abandoned:
+                        _remove_quietly(path)
+                        removed.append((path, stat_result.st_size))
         return removed
 
     def _sorted_names(self) -> list[str]:
@@ -371,8 +398,24 @@ class BlobStore:
             return None
 
     def _open_new(self, path: Path, flags: int) -> int:
+        """Open ``path`` and flock it, in one step that no collection can come between.
+
+        BlobError if another writer holds the file's lock.
+        """
         self.blobs_dir.mkdir(parents=True, exist_ok=True)
-        return self.fs_hooks.open(path, flags, 0o644)
+        with self.lock.shared():
+            fd = self.fs_hooks.open(path, flags, 0o644)
+            if fcntl is None:
+                return fd
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self.fs_hooks.close(fd)
+                raise BlobError(f"another writer is already writing {path.name}") from None
+            except BaseException:
+                self.fs_hooks.close(fd)
+                raise
+            return fd
 
     def write(
         self, source: BlobSource, *, digest: Digest | None = None, size: int | None = None
@@ -427,11 +470,6 @@ class BlobStore:
             fd = self._open_new(path, os.O_RDWR | os.O_CREAT)
             if fcntl is None:
                 return fd
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                self.fs_hooks.close(fd)
-                raise BlobError(f"another writer is already writing {path}") from None
             try:
                 same_file = os.fstat(fd).st_ino == os.stat(path).st_ino
             except FileNotFoundError:

@@ -17,6 +17,10 @@ The manifest's own digest (the ID ``ollama list`` prints) is the SHA-256 of the 
 bytes. Manifests are replaced atomically (temp file, fsync, rename, fsync directory), so a
 write cut in the middle leaves the previous manifest intact.
 
+Reading is bounded: a manifest over :data:`~llamahost.store.limits.MAX_MANIFEST_BYTES` or
+nested deeper than :data:`~llamahost.store.limits.MAX_JSON_DEPTH` is a ManifestError like
+any other damage, so ``list`` skips it with a warning and ``rm``/``prune`` keep working.
+
 Not supported: Ollama's manifest lists (``application/vnd.ollama.manifest.list.v2+json``)
 and its newer ``manifests-v2`` directory; ``prune`` refuses to remove blobs while such a
 directory exists, since it cannot see which blobs those manifests need.
@@ -31,7 +35,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +48,15 @@ from llamahost.errors import (
 )
 from llamahost.store.blobs import BlobStore, FsHooks
 from llamahost.store.digests import Digest
+from llamahost.store.limits import MAX_MANIFEST_BYTES, loads_bounded, read_bounded
+from llamahost.store.locking import (
+    LOCKS_AVAILABLE,
+    StoreLock,
+    claim_if_abandoned,
+    leased_digests,
+    lock_fd_exclusive,
+    remove_abandoned_scratch,
+)
 from llamahost.store.names import ModelName
 
 logger = logging.getLogger("llamahost.store")
@@ -66,6 +79,9 @@ DEFAULT_PARTIAL_MAX_AGE_S = 24 * 3600.0
 """How old a ``.partial`` or manifest temp file must be before ``prune`` removes it."""
 
 _TEMP_SUFFIX = ".tmp"
+# Aliases for annotations inside ManifestStore, whose `list` method shadows the builtin.
+_DirEntries = list[os.DirEntry[str]]
+_PathSizes = list[tuple[Path, int]]
 _MENTIONED_DIGEST = re.compile(rb"sha256[:-]([0-9a-fA-F]{64})")
 _MAX_SCANNED_BYTES = 16 << 20
 # Go's encoding/json escapes these inside strings; doing the same keeps bytes identical.
@@ -179,11 +195,12 @@ class Manifest:
         """Parse manifest JSON; ManifestError names the first bad field.
 
         Fields Ollama has added since (``runner``, ``format``, a layer's ``name``) are
-        ignored; ``"layers": null`` (Go's empty slice) reads as no layers.
+        ignored; ``"layers": null`` (Go's empty slice) reads as no layers. Input over
+        MAX_MANIFEST_BYTES or nested deeper than MAX_JSON_DEPTH is refused unparsed.
         """
         try:
-            raw = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
+            raw = loads_bounded(data, max_bytes=MAX_MANIFEST_BYTES)
+        except ValueError as exc:  # JSONLimitError, JSONDecodeError, UnicodeDecodeError
             raise ManifestError(f"manifest is not valid JSON: {exc}") from exc
         if not isinstance(raw, dict):
             raise ManifestError(f"manifest must be a JSON object, got {type(raw).__name__}")
@@ -260,12 +277,19 @@ class ManifestListing:
 
 @dataclass(frozen=True)
 class PruneReport:
-    """What :meth:`ManifestStore.prune` removed, and the manifests it could not read."""
+    """What :meth:`ManifestStore.prune` removed, and the manifests it could not read.
+
+    ``freed_bytes`` counts everything removed: blobs, partial and temp files, scratch
+    folders; ``blob_bytes`` the blobs alone.
+    """
 
     blobs: tuple[Digest, ...]
     partials: tuple[Path, ...]
     freed_bytes: int
     problems: tuple[ManifestProblem, ...] = ()
+    scratch_dirs: tuple[Path, ...] = ()
+    """``.pypi-*`` download folders that a killed ``pypi:`` pull left in the store root."""
+    blob_bytes: int = 0
 
 
 class ManifestStore:
@@ -337,19 +361,33 @@ class ManifestStore:
 
     @staticmethod
     def _load(name: ModelName, path: Path) -> ManifestEntry:
+        """Read and parse one manifest file. Messages name the model, not the path (the
+        caller knows it), so they can be shown to a client without revealing the store."""
+        shown = name.display_shortest()
         try:
-            with open(path, "rb") as stream:
-                modified = os.fstat(stream.fileno()).st_mtime
-                data = stream.read()
+            data, modified = read_bounded(path, MAX_MANIFEST_BYTES)
         except FileNotFoundError as exc:
-            raise ManifestNotFoundError(f"model {name.display_shortest()!r} not found") from exc
+            raise ManifestNotFoundError(f"model {shown!r} not found") from exc
         except OSError as exc:
-            raise ManifestError(f"manifest {path} could not be read: {exc}") from exc
+            reason = exc.strerror or type(exc).__name__
+            raise ManifestError(f"the manifest of {shown!r} could not be read: {reason}") from exc
+        except ValueError as exc:  # over the size limit
+            raise ManifestError(f"the manifest of {shown!r} is invalid: {exc}") from exc
         try:
             manifest = Manifest.from_json(data)
         except ManifestError as exc:
-            raise ManifestError(f"manifest {path} is invalid: {exc}") from exc
+            raise ManifestError(f"the manifest of {shown!r} is invalid: {exc}") from exc
         return ManifestEntry(name, manifest, path, modified, Digest.of_bytes(data))
+
+    def read_bytes(self, name: ModelName) -> bytes:
+        """The exact bytes of ``name``'s manifest (checked to parse, at most
+        MAX_MANIFEST_BYTES); ManifestNotFoundError or ManifestError."""
+        path = self._existing_path(name)
+        if path is None:
+            raise ManifestNotFoundError(f"model {name.display_shortest()!r} not found")
+        self._load(name, path)
+        data, _ = read_bounded(path, MAX_MANIFEST_BYTES)
+        return data
 
     def list(self) -> ManifestListing:
         """Every readable manifest, sorted by path; unreadable ones are skipped and reported.
@@ -386,7 +424,7 @@ class ManifestStore:
                             yield (host, namespace, model, entry.name), Path(entry.path)
 
     @staticmethod
-    def _scan(directory: Path) -> list[os.DirEntry[str]]:
+    def _scan(directory: Path) -> _DirEntries:
         try:
             with os.scandir(directory) as entries:
                 return sorted(entries, key=lambda entry: entry.name)
@@ -413,22 +451,48 @@ class ManifestStore:
 
     def _write_atomically(self, path: Path, data: bytes) -> Digest:
         fs = self.fs_hooks
-        path.parent.mkdir(parents=True, exist_ok=True)
         temp = path.with_name(f".{path.name}.{secrets.token_hex(8)}{_TEMP_SUFFIX}")
+        fd = self._create_temp(temp)
         try:
-            fd = fs.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             try:
                 fs.write(fd, data)
                 fs.fsync(fd)
+                if not LOCKS_AVAILABLE:  # Windows cannot rename an open file
+                    fs.close(fd)
+                    fd = -1
+                fs.rename(temp, path)  # still flock'ed: a collection leaves it alone
             finally:
-                fs.close(fd)
-            fs.rename(temp, path)
+                if fd >= 0:
+                    fs.close(fd)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp)
             raise
         fs.fsync_dir(path.parent)
         return Digest.of_bytes(data)
+
+    def _create_temp(self, temp: Path) -> int:
+        """Create and flock ``temp`` (under the shared store lock, see locking.py).
+
+        An ``rm`` in another process may remove the folder just made for it (it removes
+        folders it empties): then the folder is made again, a few times.
+        """
+        for attempt in range(3):
+            temp.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                with StoreLock(self.root).shared():
+                    fd = self.fs_hooks.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                    try:
+                        lock_fd_exclusive(fd)
+                    except BaseException:
+                        self.fs_hooks.close(fd)
+                        os.unlink(temp)
+                        raise
+                    return fd
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def delete(self, name: ModelName) -> None:
         """Remove the manifest of ``name`` and the directories it leaves empty."""
@@ -459,17 +523,27 @@ class ManifestStore:
         partial_max_age_s: float = DEFAULT_PARTIAL_MAX_AGE_S,
         now: float | None = None,
     ) -> PruneReport:
-        """Remove blobs no manifest references, and stale partial and temp files.
+        """Remove blobs no manifest references, and stale partial, temp and scratch files.
 
-        A manifest that cannot be parsed still protects every ``sha256`` digest its bytes
-        mention, so a damaged manifest never costs its blobs. Partial files and manifest
-        temp files are removed once ``partial_max_age_s`` old (by ``now``, default the
-        store's clock). With a ``manifests-v2`` directory present, no blob is removed.
+        Runs under the exclusive store lock (see locking.py). Blobs that a create or pull
+        in progress holds in a lease are kept, and so is every ``sha256`` digest that a
+        manifest which cannot be parsed mentions, so a damaged manifest never costs its
+        blobs. Partial files that no live process writes, and manifest temp files, are
+        removed once ``partial_max_age_s`` old (by ``now``, default the store's clock);
+        ``.pypi-*`` scratch folders as soon as their owner is gone. With a ``manifests-v2``
+        directory present, no blob is removed.
         """
+        with StoreLock(self.root).exclusive():
+            return self._prune_locked(blob_store, partial_max_age_s, now)
+
+    def _prune_locked(
+        self, blob_store: BlobStore, partial_max_age_s: float, now: float | None
+    ) -> PruneReport:
         now = self._clock() if now is None else now
+        keep = leased_digests(self.root)  # leases first, then manifests: see locking.py
         listing = self.list()
         problems = list(listing.problems)
-        keep = {digest for entry in listing for digest in entry.manifest.digests()}
+        keep.update(digest for entry in listing for digest in entry.manifest.digests())
         for problem in listing.problems:
             keep.update(_digests_mentioned(problem.path))
 
@@ -492,24 +566,37 @@ class ManifestStore:
                     removed.append(digest)
                     freed += size
 
-        partials = blob_store.prune_partials(partial_max_age_s, now=now)
+        partials = blob_store.remove_stale_partials(partial_max_age_s, now=now)
         partials.extend(self._prune_temp_files(partial_max_age_s, now))
-        return PruneReport(tuple(removed), tuple(partials), freed, tuple(problems))
+        scratch = remove_abandoned_scratch(self.root)
+        return PruneReport(
+            blobs=tuple(removed),
+            partials=tuple(path for path, _ in partials),
+            freed_bytes=freed + sum(size for _, size in (*partials, *scratch)),
+            problems=tuple(problems),
+            scratch_dirs=tuple(path for path, _ in scratch),
+            blob_bytes=freed,
+        )
 
-    def _prune_temp_files(self, max_age_s: float, now: float) -> Iterable[Path]:
-        """Remove manifest temp files that a cut write left behind."""
-        removed = []
+    def _prune_temp_files(self, max_age_s: float, now: float) -> _PathSizes:
+        """Remove manifest temp files that a cut write left behind; (path, size) of each."""
+        removed: _PathSizes = []
         for directory, _, files in os.walk(self.manifests_dir):
             for file_name in files:
                 if not (file_name.startswith(".") and file_name.endswith(_TEMP_SUFFIX)):
                     continue
                 path = Path(directory) / file_name
                 try:
-                    if now - os.stat(path).st_mtime >= max_age_s:
-                        os.unlink(path)
-                        removed.append(path)
+                    stat_result = os.stat(path)
                 except FileNotFoundError:
                     continue
+                if now - stat_result.st_mtime < max_age_s:
+                    continue
+                with claim_if_abandoned(path, min_age_s=max_age_s) as abandoned:
+                    if abandoned:
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(path)
+                            removed.append((path, stat_result.st_size))
         return removed
 
 

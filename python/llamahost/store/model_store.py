@@ -12,12 +12,21 @@ shard of a split model, in order), LoRA adapters, a Go TEMPLATE, a SYSTEM prompt
 object of parameters, a JSON list of MESSAGEs, LICENSE texts; and a JSON config blob with
 the model's family, size and quantization. :meth:`ModelStore.resolve` turns a name into
 all of that, ready for :meth:`ModelStore.load`.
+
+Concurrent processes: create and pull hold the blobs they use in a lease until their
+manifest is published, copy holds the store lock shared, and ``delete``/``prune`` collect
+garbage under the exclusive store lock, sparing leased blobs (see locking.py). A model that
+``list`` shows therefore has all its blobs, whatever runs at the same time.
+
+Error messages name models and digests but not the store's folder, so they can be passed
+to a client as they are; the caller adds ``store.root`` where it helps.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
+import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,7 +35,10 @@ from typing import Any
 from llamahost.errors import ManifestError, ModelNotFoundError
 from llamahost.store.blobs import BlobStore
 from llamahost.store.digests import Digest
+from llamahost.store.limits import loads_bounded
+from llamahost.store.locking import Lease, StoreLock
 from llamahost.store.manifests import (
+    DEFAULT_PARTIAL_MAX_AGE_S,
     MEDIA_TYPE_ADAPTER,
     MEDIA_TYPE_LICENSE,
     MEDIA_TYPE_MESSAGES,
@@ -132,6 +144,39 @@ class ModelStore:
         self.root = Path(root) if root is not None else default_root()
         self.blobs = BlobStore(self.root)
         self.manifests = ManifestStore(self.root)
+        self.lock = StoreLock(self.root)
+
+    def lease(self) -> Lease:
+        """A lease on blobs for a create or pull: ``with store.lease() as lease: ...``."""
+        return Lease(self.root)
+
+    def root_problem(self, *, writable: bool) -> str | None:
+        """What keeps the store folder from being used, in words without its path; or None.
+
+        With ``writable`` the folder (and ``blobs/``, ``manifests/``) is created if missing
+        and a file is written and removed in it; else it only has to be a folder, or absent.
+        """
+        if not writable:
+            if self.root.exists() and not self.root.is_dir():
+                return "it is not a folder"
+            return None
+        if self.root.exists() and not self.root.is_dir():
+            return "it is not a folder"
+        try:
+            for folder in (self.blobs.blobs_dir, self.manifests.manifests_dir):
+                folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            return f"the folder could not be created: {exc.strerror or exc}"
+        probe = self.blobs.blobs_dir / f".write-test-{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            os.close(fd)
+        except OSError as exc:
+            return f"the folder is not writable: {exc.strerror or exc}"
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(probe)
+        return None
 
     # ---- reading ----------------------------------------------------------------------
     def list(self) -> tuple[list[LocalModel], list[ManifestProblem]]:
@@ -156,30 +201,33 @@ class ModelStore:
     def resolve(self, name: str | ModelName) -> ResolvedModel:
         """The stored model `name`; ModelNotFoundError if there is none."""
         model_name = _name(name)
+        shown = model_name.display_shortest()
         if not self.manifests.has(model_name):
-            raise ModelNotFoundError(
-                f"model '{model_name.display_shortest()}' not found; pull or create it first"
-            )
+            raise ModelNotFoundError(f"model '{shown}' not found; pull or create it first")
         entry = self.manifests.entry(model_name)
         manifest = entry.manifest
+        for digest in manifest.digests():
+            if not self.blobs.has(digest):
+                raise ManifestError(
+                    f"model '{shown}' is incomplete: its blob {digest} is missing from the "
+                    f"store; pull or create '{shown}' again"
+                )
         resolved = ResolvedModel(
             name=model_name,
             manifest=manifest,
             digest=entry.digest,
             modified_at=datetime.fromtimestamp(entry.modified, tz=timezone.utc),
-            model_paths=[
-                self._blob_path(layer.digest) for layer in manifest.layers_of(MEDIA_TYPE_MODEL)
-            ],
+            model_paths=[self.blobs.path(x.digest) for x in manifest.layers_of(MEDIA_TYPE_MODEL)],
             adapter_paths=[
-                self._blob_path(layer.digest) for layer in manifest.layers_of(MEDIA_TYPE_ADAPTER)
+                self.blobs.path(x.digest) for x in manifest.layers_of(MEDIA_TYPE_ADAPTER)
             ],
             projector_paths=[
-                self._blob_path(layer.digest) for layer in manifest.layers_of(MEDIA_TYPE_PROJECTOR)
+                self.blobs.path(x.digest) for x in manifest.layers_of(MEDIA_TYPE_PROJECTOR)
             ],
             config=self._config(manifest),
         )
         if not resolved.model_paths:
-            raise ManifestError(f"model '{model_name}' has no model layer")
+            raise ManifestError(f"model '{shown}' has no model layer")
         for layer in manifest.layers:
             if layer.media_type == MEDIA_TYPE_TEMPLATE:
                 resolved.template = self._text(layer.digest)
@@ -190,35 +238,50 @@ class ModelStore:
             elif layer.media_type == MEDIA_TYPE_PARAMS:
                 params = self._json(layer.digest)
                 if not isinstance(params, dict):
-                    raise ManifestError(f"model '{model_name}': parameters are not an object")
+                    raise ManifestError(f"model '{shown}': parameters are not an object")
                 resolved.parameters = params
             elif layer.media_type == MEDIA_TYPE_MESSAGES:
                 messages = self._json(layer.digest)
                 if not isinstance(messages, list):
-                    raise ManifestError(f"model '{model_name}': messages are not a list")
+                    raise ManifestError(f"model '{shown}': messages are not a list")
                 resolved.messages = messages
         return resolved
 
     # ---- changing ---------------------------------------------------------------------
     def copy(self, source: str | ModelName, destination: str | ModelName) -> ModelName:
-        """Give a stored model a second name (no blob is copied)."""
+        """Give a stored model a second name (no blob is copied).
+
+        Read and write happen under the shared store lock, so a concurrent ``rm`` of the
+        source cannot collect its blobs in between.
+        """
         src, dst = _name(source), _name(destination)
-        if not self.manifests.has(src):
-            raise ModelNotFoundError(f"model '{src.display_shortest()}' not found")
-        self.manifests.write_bytes(dst, self.manifests.path(src).read_bytes())
+        with self.lock.shared():
+            if not self.manifests.has(src):
+                raise ModelNotFoundError(f"model '{src.display_shortest()}' not found")
+            self.manifests.write_bytes(dst, self.manifests.read_bytes(src))
         return dst
 
     def delete(self, name: str | ModelName) -> PruneReport:
-        """Remove a model's name, then every blob no other model uses (as Ollama's rm)."""
+        """Remove a model's name, then every blob no other model uses (as Ollama's rm).
+
+        Partial downloads are kept for a day (DEFAULT_PARTIAL_MAX_AGE_S), so removing one
+        model does not throw away another's interrupted pull.
+        """
         model_name = _name(name)
         if not self.manifests.has(model_name):
             raise ModelNotFoundError(f"model '{model_name.display_shortest()}' not found")
         self.manifests.delete(model_name)
-        return self.prune()
+        return self.prune(partial_max_age_s=DEFAULT_PARTIAL_MAX_AGE_S)
 
-    def prune(self) -> PruneReport:
-        """Remove blobs that no manifest references (and stale partial downloads)."""
-        return self.manifests.prune(self.blobs)
+    def prune(self, *, partial_max_age_s: float = 0.0) -> PruneReport:
+        """Remove blobs no manifest references, and leftovers of killed processes.
+
+        Leftovers: partial downloads and writes at least ``partial_max_age_s`` old (by
+        default all) that no live process is writing, and ``.pypi-*`` scratch folders of
+        ``pypi:`` pulls that are no longer running. Blobs that a create or pull in progress
+        holds are kept (see locking.py).
+        """
+        return self.manifests.prune(self.blobs, partial_max_age_s=partial_max_age_s)
 
     # ---- running ----------------------------------------------------------------------
     def load(self, name: str | ModelName | ResolvedModel, **option_kwargs: Any) -> Any:
@@ -241,22 +304,20 @@ class ModelStore:
         )
 
     # ---- helpers ----------------------------------------------------------------------
-    def _blob_path(self, digest: Digest) -> Path:
-        path = self.blobs.path(digest)
-        if not path.is_file():
-            raise ManifestError(f"blob {digest} is missing from {self.root / 'blobs'}")
-        return path
-
     def _text(self, digest: Digest) -> str:
-        path = self._blob_path(digest)
-        if path.stat().st_size > MAX_TEXT_LAYER_BYTES:
+        try:
+            with self.blobs.open(digest) as stream:
+                data = stream.read(MAX_TEXT_LAYER_BYTES + 1)
+        except FileNotFoundError:
+            raise ManifestError(f"blob {digest} is missing from the store") from None
+        if len(data) > MAX_TEXT_LAYER_BYTES:
             raise ManifestError(f"blob {digest} is too large for a text layer")
-        return path.read_text(encoding="utf-8", errors="replace")
+        return data.decode("utf-8", errors="replace")
 
     def _json(self, digest: Digest) -> Any:
         try:
-            return json.loads(self._text(digest))
-        except ValueError as e:
+            return loads_bounded(self._text(digest))
+        except ValueError as e:  # a syntax error, or nested too deep
             raise ManifestError(f"blob {digest} is not valid JSON: {e}") from None
 
     def _config(self, manifest: Manifest) -> dict[str, Any]:

@@ -26,13 +26,27 @@ Authentication, on a ``401`` answer only:
 
 - ``WWW-Authenticate: Bearer realm=...,service=...,scope=...``: a token is fetched from
   the realm (with the username and password as Basic credentials, when given) and sent as
-  ``Authorization: Bearer <token>``. A realm whose host name differs from the registry's
-  is refused without being contacted, since it would learn the credentials.
+  ``Authorization: Bearer <token>``. A realm on another origin than the registry's (scheme,
+  host and port compared, default ports filled in) is refused without being contacted,
+  since it would learn the credentials. A token that is not one line of visible ASCII
+  (a CR or LF would split the header) is refused.
 - ``WWW-Authenticate: Basic``: the username and password are sent.
 
 Blob GETs follow redirects (registries send clients to their storage) to ``http(s)``
 URLs only (``https`` only unless ``insecure``), at most 10; ``Authorization`` goes to the
 registry's own origin and never to another host.
+
+Deadlines (``timeout``, ``stall_timeout_s``, ``min_speed_bps``; see http_client.py): a
+registry that does not answer, answers its headers too slowly, or sends a body slower than
+the minimum speed over a stall window fails the attempt; a blob download then resumes with
+``Range`` (up to ``max_retries`` failures in a row), and the last failure keeps the
+partial file for the next pull. A host that cannot be resolved is not retried:
+RegistryConnectionError says which registry could not be reached.
+
+Before downloading, the layers' declared sizes (less what the store already holds, whole
+or partial) are compared with the free space of the store's disk (limits.py). The blobs of
+a pull are held in a lease (locking.py) from before the first is checked until the
+manifest is written, so a concurrent ``rm`` or ``prune`` cannot collect them.
 
 Not supported: Ollama's key-signed token requests (registry.ollama.ai's push
 authentication), chunked (``PATCH``) and resumable uploads, manifest lists, and parallel
@@ -42,7 +56,8 @@ ranged downloads of one blob.
 from __future__ import annotations
 
 import base64
-import json
+import http.client
+import os
 import random
 import re
 import time
@@ -65,6 +80,18 @@ from llamahost.errors import (
 )
 from llamahost.store.blobs import BlobStore
 from llamahost.store.digests import Digest
+from llamahost.store.http_client import (
+    DEFAULT_MAX_BODY_BYTES,
+    RETRYABLE_STATUSES,
+    Deadlines,
+    HttpResponse,
+    RequestBody,
+    is_transient,
+    network_reason,
+    send,
+)
+from llamahost.store.limits import check_free_space, loads_bounded
+from llamahost.store.locking import Lease
 from llamahost.store.manifests import (
     MANIFEST_MEDIA_TYPE,
     OCI_MANIFEST_MEDIA_TYPE,
@@ -73,22 +100,16 @@ from llamahost.store.manifests import (
     ManifestStore,
 )
 from llamahost.store.names import ModelName
-from llamahost.store.transfer import (
-    DEFAULT_MAX_BODY_BYTES,
-    RETRYABLE_STATUSES,
-    HttpResponse,
-    RequestBody,
-    download_blob,
-    is_transient,
-    send,
-    upload_blob,
-)
+from llamahost.store.transfer import download_blob, upload_blob
 
 DEFAULT_USER_AGENT = "llamahost"
 MAX_REDIRECTS = 10
 MAX_BACKOFF_S = 30.0
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _CHALLENGE_PARAM = re.compile(r'([A-Za-z][\w-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
+# What a bearer token may hold: one line of visible ASCII (RFC 6750's b64token, loosely).
+_TOKEN_TEXT = re.compile(r"[\x21-\x7e]+")
+_HEADER_TEXT = re.compile(r"[\x20-\x7e]+")
 
 
 @dataclass(frozen=True)
@@ -123,10 +144,23 @@ def repository(name: ModelName) -> str:
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
-    """(scheme, host, port) with the default port filled in: who may see credentials."""
+    """(scheme, host, port) with the default port filled in: who may see credentials.
+
+    A port that does not parse gives -1, which matches no real origin.
+    """
     parts = urllib.parse.urlsplit(url)
-    default = {"http": 80, "https": 443}.get(parts.scheme)
-    return parts.scheme, (parts.hostname or "").lower(), parts.port or default
+    scheme = parts.scheme.lower()
+    default = {"http": 80, "https": 443}.get(scheme)
+    try:
+        port = parts.port or default
+    except ValueError:
+        port = -1
+    return scheme, (parts.hostname or "").lower(), port
+
+
+def _origin_text(origin: tuple[str, str, int | None]) -> str:
+    scheme, host, port = origin
+    return f"{scheme}://{host}:{port}"
 
 
 def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
@@ -147,8 +181,8 @@ def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
 def _oci_error_message(body: bytes | None) -> tuple[str | None, str | None]:
     """(message, code) from an OCI error body ``{"errors": [{"code", "message"}]}``."""
     try:
-        errors = json.loads(body or b"").get("errors")
-    except (ValueError, AttributeError, UnicodeDecodeError):
+        errors = loads_bounded(body or b"").get("errors")
+    except (ValueError, AttributeError):
         return None, None
     if not isinstance(errors, list):
         return None, None
@@ -169,11 +203,13 @@ class RegistryClient:
     """Pulls models from and pushes them to OCI distribution v2 registries.
 
     ``insecure`` talks plain ``http`` (needed for a registry on loopback without TLS).
-    ``username``/``password`` answer Basic challenges and go to same-host token realms.
-    ``timeout`` is the socket timeout in seconds; ``max_retries`` bounds failed attempts
-    in a row (network errors, cut bodies, 429/5xx), each followed by an exponential,
-    jittered backoff starting at ``retry_backoff_s``. ``max_body_bytes`` caps a body that
-    is not a blob (manifest, error, token). One client may serve several threads.
+    ``username``/``password`` answer Basic challenges and go to same-origin token realms.
+    ``timeout`` bounds connecting and receiving a response's headers, in seconds; a body
+    must average ``min_speed_bps`` over every ``stall_timeout_s`` seconds (silence
+    included). ``max_retries`` bounds failed attempts in a row (network errors, stalled or
+    cut bodies, 429/5xx), each followed by an exponential, jittered backoff starting at
+    ``retry_backoff_s``. ``max_body_bytes`` caps a body that is not a blob (manifest,
+    error, token). One client may serve several threads.
     """
 
     def __init__(
@@ -187,17 +223,24 @@ class RegistryClient:
         user_agent: str = DEFAULT_USER_AGENT,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         retry_backoff_s: float = 0.5,
+        stall_timeout_s: float = 30.0,
+        min_speed_bps: int = 1024,
     ) -> None:
         if (username is None) != (password is None):
             raise OptionError(
                 "`username` and `password` must be given together, got only one", "username"
             )
         _check_number("timeout", timeout, minimum=0.0, exclusive=True)
+        _check_number("stall_timeout_s", stall_timeout_s, minimum=0.0, exclusive=True)
         _check_number("retry_backoff_s", retry_backoff_s, minimum=0.0)
         _check_int("max_retries", max_retries, minimum=0)
         _check_int("max_body_bytes", max_body_bytes, minimum=1)
-        if not isinstance(user_agent, str) or not user_agent or "\n" in user_agent:
-            raise OptionError(f"`user_agent` must be a one-line string, got {user_agent!r}")
+        _check_int("min_speed_bps", min_speed_bps, minimum=0)
+        if not isinstance(user_agent, str) or _HEADER_TEXT.fullmatch(user_agent) is None:
+            raise OptionError(
+                f"`user_agent` must be one line of printable ASCII, got {user_agent!r}",
+                "user_agent",
+            )
         self.insecure = insecure
         self.username = username
         self.password = password
@@ -206,6 +249,7 @@ class RegistryClient:
         self.user_agent = user_agent
         self.max_body_bytes = max_body_bytes
         self.retry_backoff_s = float(retry_backoff_s)
+        self.deadlines = Deadlines(float(timeout), float(stall_timeout_s), min_speed_bps)
 
     def base_url(self, name: ModelName) -> str:
         """``https://<host>`` (``http`` when insecure) of the registry holding ``name``."""
@@ -227,8 +271,9 @@ class RegistryClient:
 
         Blobs the store already holds are not downloaded. The manifest is written, with the
         registry's exact bytes, only after every blob is stored and verified; on any
-        failure nothing partial is published (a cut download's partial file stays for the
-        next pull to resume). Raises a RegistryError subclass naming the model.
+        failure nothing partial is published (a cut or stalled download's partial file
+        stays for the next pull to resume). Raises a RegistryError subclass naming the
+        model, or BlobError when the disk has no room for the layers.
         """
         report = progress or _ignore
         session = _Session(self, name, "pull")
@@ -236,27 +281,30 @@ class RegistryClient:
         report(ProgressEvent("pulling manifest"))
         data, manifest = self._fetch_manifest(session)
         layers = _distinct_layers(manifest, session.label)
-        for layer in layers:
-            status = f"pulling {layer.digest.short}"
+        with Lease(store_root) as lease:
+            lease.hold(layer.digest for layer in layers)  # before any is checked: locking.py
+            check_free_space(blobs.blobs_dir, _bytes_missing(blobs, layers), what=session.label)
+            for layer in layers:
+                status = f"pulling {layer.digest.short}"
 
-            def blob_progress(done: int, status: str = status, layer: Layer = layer) -> None:
-                report(ProgressEvent(status, str(layer.digest), layer.size, done))
+                def blob_progress(done: int, status: str = status, layer: Layer = layer) -> None:
+                    report(ProgressEvent(status, str(layer.digest), layer.size, done))
 
-            report(ProgressEvent(status, str(layer.digest), layer.size, 0))
-            download_blob(session, blobs, layer, blob_progress)
-        report(ProgressEvent("verifying sha256 digest"))
-        for layer in layers:
-            try:
-                stored = blobs.size(layer.digest)
-            except BlobNotFoundError:
-                stored = None
-            if stored != layer.size:
-                raise RegistryError(
-                    f"{session.label}: blob {layer.digest} was removed from {blobs.blobs_dir} "
-                    "during the pull; the manifest was not written"
-                )
-        report(ProgressEvent("writing manifest"))
-        written = manifests.write_bytes(name, data)
+                report(ProgressEvent(status, str(layer.digest), layer.size, 0))
+                download_blob(session, blobs, layer, blob_progress)
+            report(ProgressEvent("verifying sha256 digest"))
+            for layer in layers:
+                try:
+                    stored = blobs.size(layer.digest)
+                except BlobNotFoundError:
+                    stored = None
+                if stored != layer.size:
+                    raise RegistryError(
+                        f"{session.label}: blob {layer.digest} was removed from the store "
+                        "during the pull; the manifest was not written"
+                    )
+            report(ProgressEvent("writing manifest"))
+            written = manifests.write_bytes(name, data)
         report(ProgressEvent("success"))
         return written
 
@@ -312,13 +360,14 @@ class RegistryClient:
         blobs, manifests = BlobStore(store_root), ManifestStore(store_root)
         report(ProgressEvent("retrieving manifest"))
         if not manifests.has(name):
-            raise ManifestNotFoundError(f"{session.label}: the model is not in {store_root}")
-        path = manifests.path(name)
-        data = path.read_bytes()
+            raise ManifestNotFoundError(f"{session.label}: the model is not in the store")
         try:
-            manifest = Manifest.from_json(data)
+            data = manifests.read_bytes(name)
+        except ManifestNotFoundError as exc:
+            raise ManifestNotFoundError(f"{session.label}: the model is not in the store") from exc
         except ManifestError as exc:
-            raise ManifestError(f"{session.label}: manifest {path} is invalid: {exc}") from exc
+            raise ManifestError(f"{session.label}: {exc}") from exc
+        manifest = Manifest.from_json(data)
         layers = _distinct_layers(manifest, session.label)
         for layer in layers:
             try:
@@ -326,10 +375,10 @@ class RegistryClient:
             except BlobNotFoundError:
                 stored = None
             if stored != layer.size:
+                found = "" if stored is None else f" (a {stored}-byte file has its name)"
                 raise BlobNotFoundError(
                     f"{session.label}: blob {layer.digest} ({layer.size} bytes) is not in "
-                    f"{blobs.blobs_dir}"
-                    + ("" if stored is None else f" (a {stored}-byte file has its name)")
+                    f"the store{found}"
                 )
         for layer in layers:
             status = f"pushing {layer.digest.short}"
@@ -381,6 +430,20 @@ def _check_int(option: str, value: object, *, minimum: int) -> None:
     raise OptionError(f"`{option}` must be an integer >= {minimum}, got {value!r}", option)
 
 
+def _bytes_missing(blobs: BlobStore, layers: list[Layer]) -> int:
+    """Bytes still to download for ``layers``: not stored, less what partial files hold."""
+    missing = 0
+    for layer in layers:
+        if blobs.has(layer.digest):
+            continue
+        try:
+            partial = os.stat(blobs.partial_path(layer.digest)).st_size
+        except FileNotFoundError:
+            partial = 0
+        missing += max(layer.size - partial, 0)
+    return missing
+
+
 def _distinct_layers(manifest: Manifest, label: str) -> list[Layer]:
     """The layers, then the config, each digest once; its sizes must agree."""
     seen: dict[Digest, Layer] = {}
@@ -415,7 +478,8 @@ class _Session:
         self.name = name
         self.label = f"{action} {name.display_long()}"
         self.max_retries = client.max_retries
-        self.timeout = client.timeout
+        self.deadlines = client.deadlines
+        self.timeout = client.deadlines.stall_s  # how long another process may not progress
         self.base = client.base_url(name)
         self.registry_host = (urllib.parse.urlsplit(self.base).hostname or "").lower()
         self._authorization: str | None = None
@@ -462,12 +526,14 @@ class _Session:
                     url,
                     headers=self._headers(url, headers),
                     body=body,
-                    timeout=self.timeout,
+                    deadlines=self.deadlines,
                 )
             except Exception as exc:
-                if not (retry and is_transient(exc)):
+                if not is_transient(exc):
+                    raise self._unreachable(url, exc) from exc
+                if not retry:
                     raise
-                failures = self._retry_or_raise(failures, f"{type(exc).__name__}: {exc}", exc)
+                failures = self._retry_or_raise(failures, network_reason(exc), exc)
                 continue
             if response.status == 401 and not authenticated and _origin(url) == _origin(self.base):
                 authenticated = True
@@ -498,8 +564,19 @@ class _Session:
                 except Exception as exc:
                     if not is_transient(exc):
                         raise
-                    reason = f"{type(exc).__name__}: {exc}"
+                    reason = network_reason(exc)
             failures = self._retry_or_raise(failures, reason, None)
+
+    def _unreachable(self, url: str, exc: BaseException) -> BaseException:
+        """The error for a network failure no retry will fix (an unknown host, a bad
+        certificate): RegistryConnectionError naming the host. Other errors pass as they are.
+        """
+        if not isinstance(exc, (OSError, http.client.HTTPException, ValueError)):
+            return exc
+        host = urllib.parse.urlsplit(url).netloc or self.registry_host
+        return RegistryConnectionError(
+            f"{self.label}: {host} could not be reached: {network_reason(exc)}"
+        )
 
     def _retry_or_raise(self, failures: int, reason: str, cause: BaseException | None) -> int:
         failures += 1
@@ -593,17 +670,19 @@ class _Session:
         """Get a bearer token from the challenge's realm, which must be on the registry host."""
         realm = params.get("realm", "")
         parts = urllib.parse.urlsplit(realm)
-        realm_host = (parts.hostname or "").lower()
+        realm_origin, registry_origin = _origin(realm), _origin(self.base)
         allowed = ("http", "https") if self.client.insecure else ("https",)
-        if parts.scheme.lower() not in allowed or not realm_host:
+        if realm_origin[0] not in allowed or not realm_origin[1] or realm_origin[2] == -1:
             raise RegistryAuthError(
                 f"{self.label}: the token realm {realm!r} is not an {' or '.join(allowed)} URL",
                 status=401,
             )
-        if realm_host != self.registry_host:
+        if realm_origin != registry_origin:
             raise RegistryAuthError(
-                f"{self.label}: refusing the token realm {realm!r}: its host {realm_host!r} "
-                f"differs from the registry host {self.registry_host!r}",
+                f"{self.label}: refusing the token realm {realm!r}: its origin "
+                f"{_origin_text(realm_origin)} differs from the registry's "
+                f"{_origin_text(registry_origin)} (scheme, host and port must all match, "
+                "since the realm would receive the credentials)",
                 status=401,
             )
         query = [(key, value) for key, value in urllib.parse.parse_qsl(parts.query)]
@@ -618,7 +697,7 @@ class _Session:
         failures = 0
         while True:
             try:
-                with send("GET", url, headers=headers, timeout=self.timeout) as response:
+                with send("GET", url, headers=headers, deadlines=self.deadlines) as response:
                     body = response.read_capped(self.client.max_body_bytes)
                     if response.status in RETRYABLE_STATUSES and failures < self.max_retries:
                         failures = self._retry_or_raise(failures, f"HTTP {response.status}", None)
@@ -629,8 +708,8 @@ class _Session:
                     break
             except Exception as exc:
                 if not is_transient(exc):
-                    raise
-                failures = self._retry_or_raise(failures, f"{type(exc).__name__}: {exc}", exc)
+                    raise self._unreachable(url, exc) from exc
+                failures = self._retry_or_raise(failures, network_reason(exc), exc)
         if body is None:
             raise RegistryAuthError(
                 f"{self.label}: the token response from {realm} is larger than the "
@@ -638,13 +717,20 @@ class _Session:
                 status=200,
             )
         try:
-            data = json.loads(body)
+            data = loads_bounded(body)
             token = data.get("token") or data.get("access_token")
-        except (ValueError, AttributeError, UnicodeDecodeError):
+        except (ValueError, AttributeError):
             token = None
-        if not isinstance(token, str) or not token or "\n" in token:
+        if not isinstance(token, str) or not token:
             raise RegistryAuthError(
                 f"{self.label}: the token response from {realm} has no `token` string",
+                status=200,
+            )
+        if _TOKEN_TEXT.fullmatch(token) is None:
+            bad = next(c for c in token if _TOKEN_TEXT.fullmatch(c) is None)
+            raise RegistryAuthError(
+                f"{self.label}: the token from {realm} holds the character {bad!r}; a token "
+                "must be one line of visible ASCII, so it was not sent",
                 status=200,
             )
         return token

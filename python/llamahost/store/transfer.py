@@ -1,17 +1,16 @@
-"""The byte-moving half of the registry client: HTTP requests and blob transfers.
+"""The blob-moving half of the registry client: downloads and uploads of blobs.
 
 :mod:`llamahost.store.registry` decides *what* to fetch or send (manifests, which blobs,
-credentials); this module moves the bytes:
+credentials) and :mod:`llamahost.store.http_client` makes single requests with deadlines;
+this module moves blobs:
 
-- :func:`send` makes one request over a fresh connection (``http.client``: no redirects,
-  no retries, no proxies from the environment) and returns the response, body unread.
-- :meth:`HttpResponse.read_capped` reads a body that is not a blob (a manifest, error
-  JSON, a token) and gives up on one larger than the cap.
 - :func:`download_blob` streams a blob into :meth:`BlobStore.resume`'s partial file. A cut
-  connection is resumed with ``Range: bytes=<offset>-``; a ``200`` answer to a range
-  request restarts from byte 0; failures back off exponentially, a bounded number of
-  times in a row. BlobStore checks size and SHA-256 before the blob gets its final name,
-  so a corrupted download publishes nothing and removes its partial file.
+  connection, or one that stalls (see ``Deadlines``), is resumed with
+  ``Range: bytes=<offset>-``; a ``200`` answer to a range request restarts from byte 0;
+  failures back off exponentially, a bounded number of times in a row, and the last one
+  leaves the partial file for the next pull to resume. BlobStore checks size and SHA-256
+  before the blob gets its final name, so a corrupted download publishes nothing and
+  removes its partial file.
 - :func:`upload_blob` checks whether the registry has a blob (``HEAD``), tries a
   cross-repository mount, else uploads it in one ``PUT`` (OCI "monolithic" upload).
 
@@ -23,17 +22,12 @@ BlobStore's file lock on the partial file lets one write while the other waits f
 from __future__ import annotations
 
 import contextlib
-import http.client
 import os
 import re
-import socket
-import ssl
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
-from email.message import Message
-from types import TracebackType
 from typing import BinaryIO, Protocol
 
 from llamahost.errors import (
@@ -45,164 +39,20 @@ from llamahost.errors import (
     RegistryResponseError,
 )
 from llamahost.store.blobs import BlobStore, BlobWriter
+from llamahost.store.http_client import (
+    RETRYABLE_STATUSES,
+    HttpResponse,
+    RequestBody,
+    TransferStalled,
+    is_transient,
+)
 from llamahost.store.manifests import Layer
 
-DEFAULT_MAX_BODY_BYTES = 4 << 20
-"""Cap on a body that is not a blob: a manifest, error JSON or token response."""
-
-CHUNK_SIZE = 1 << 20
 PROGRESS_STEP = 1 << 20
 """Download and upload progress is reported at most once per this many bytes."""
 
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (OSError, http.client.HTTPException)
-"""Network failures worth retrying: refused or reset connections, timeouts, cut bodies."""
-
-RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-"""Statuses a registry or its storage sends for a failure that may pass."""
-
-RequestBody = bytes | Callable[[], BinaryIO] | None
-"""A request body: bytes, or a function opening a fresh binary file each time it is sent."""
-
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.IGNORECASE)
 _OTHER_WRITER_POLL_S = 0.2
-_ssl_context: ssl.SSLContext | None = None
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Whether ``exc`` is a network failure that a retry may get past.
-
-    A TLS certificate that fails verification will fail again, and so does a host name
-    that does not resolve (EAI_NONAME): neither is retried.
-    """
-    if isinstance(exc, ssl.CertificateError):
-        return False
-    if isinstance(exc, socket.gaierror) and exc.errno == socket.EAI_NONAME:
-        return False
-    return isinstance(exc, TRANSIENT_ERRORS)
-
-
-def _tls_context() -> ssl.SSLContext:
-    global _ssl_context
-    if _ssl_context is None:
-        _ssl_context = ssl.create_default_context()
-    return _ssl_context
-
-
-class HttpResponse:
-    """A response whose body has not been read yet; close it (or use ``with``) when done."""
-
-    def __init__(
-        self,
-        connection: http.client.HTTPConnection,
-        response: http.client.HTTPResponse,
-        method: str,
-        url: str,
-    ) -> None:
-        self._connection = connection
-        self._response = response
-        self.method = method
-        self.url = url
-        self.status = response.status
-        self.reason = response.reason
-        self.headers: Message = response.headers
-
-    def header(self, name: str) -> str | None:
-        """The value of header ``name`` (case-insensitive), or None."""
-        return self._response.getheader(name)
-
-    def content_length(self) -> int | None:
-        """The ``Content-Length`` as a non-negative int, or None if missing or malformed."""
-        value = (self.header("Content-Length") or "").strip()
-        return int(value) if value.isdigit() else None
-
-    def read_chunk(self, size: int = CHUNK_SIZE) -> bytes:
-        """Up to ``size`` body bytes; ``b""`` at the end of the body or when the peer closed."""
-        return self._response.read1(size)
-
-    def read_capped(self, limit: int) -> bytes | None:
-        """The whole body, or None (and the response closed) if it is longer than ``limit``.
-
-        A body cut short of its ``Content-Length`` raises ``http.client.IncompleteRead``
-        (transient, see :func:`is_transient`).
-        """
-        if self.method == "HEAD":
-            return b""
-        length = self.content_length()
-        if length is not None and length > limit:
-            self.close()
-            return None
-        parts: list[bytes] = []
-        total = 0
-        while chunk := self.read_chunk(min(CHUNK_SIZE, limit + 1)):
-            total += len(chunk)
-            if total > limit:
-                self.close()
-                return None
-            parts.append(chunk)
-        body = b"".join(parts)
-        if length is not None and total < length:
-            raise http.client.IncompleteRead(body, length - total)
-        return body
-
-    def close(self) -> None:
-        """Drop the rest of the body and the connection."""
-        self._response.close()
-        self._connection.close()
-
-    def __enter__(self) -> HttpResponse:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-def send(
-    method: str,
-    url: str,
-    *,
-    headers: Mapping[str, str],
-    body: RequestBody = None,
-    timeout: float,
-) -> HttpResponse:
-    """Send one request to an ``http`` or ``https`` URL over a new connection.
-
-    HTTPS verifies the server's certificate against the system's CAs. A file ``body``
-    needs its ``Content-Length`` in ``headers``; it is opened here and closed after
-    sending. Network failures raise the ``OSError``/``HTTPException`` they are.
-    """
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise RegistryResponseError(f"cannot send a request to {url!r}: not an http(s) URL")
-    connection: http.client.HTTPConnection
-    if parts.scheme == "https":
-        connection = http.client.HTTPSConnection(
-            parts.hostname,
-            parts.port,
-            timeout=timeout,
-            context=_tls_context(),
-            blocksize=CHUNK_SIZE,
-        )
-    else:
-        connection = http.client.HTTPConnection(
-            parts.hostname, parts.port, timeout=timeout, blocksize=CHUNK_SIZE
-        )
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    try:
-        if callable(body):
-            with body() as stream:
-                connection.request(method, target, body=stream, headers=dict(headers))
-        else:
-            connection.request(method, target, body=body, headers=dict(headers))
-        response = connection.getresponse()
-    except BaseException:
-        connection.close()
-        raise
-    return HttpResponse(connection, response, method, url)
 
 
 def content_range_start(response: HttpResponse) -> int | None:
@@ -446,6 +296,8 @@ class _Download:
         while True:
             try:
                 chunk = response.read_chunk()
+            except TransferStalled as exc:
+                return f"{exc}, after {received} bytes of this response"
             except Exception as exc:
                 if not is_transient(exc):
                     raise
@@ -473,7 +325,8 @@ class _Download:
             raise RegistryConnectionError(
                 f"{self.session.label}: downloading blob {self.layer.digest} failed "
                 f"{self.failures} times in a row ({reason}); the {self.writer.offset} bytes "
-                "received so far are kept for the next pull to resume"
+                "received so far are kept in a .partial file, and pulling again resumes "
+                "from there"
             )
         self.session.pause(self.failures)
 
