@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from support.tiny_bert import write_tiny_bert
 from support.tiny_model import write_tiny_model
 
 
@@ -13,6 +14,12 @@ from support.tiny_model import write_tiny_model
 def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 470 KB random-weight llama model with a byte-level vocabulary (generated)."""
     return write_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny.gguf")
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 370 KB random-weight BERT (encoder-only, mean-pooled) with a WordPiece vocabulary."""
+    return write_tiny_bert(tmp_path_factory.mktemp("tiny-bert") / "tiny-bert.gguf")
 
 
 def _real_model(name: str) -> Path:
