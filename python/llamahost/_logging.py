@@ -1,13 +1,13 @@
 """llama.cpp's log in Python's ``logging``: logger ``llamahost.llama_cpp``.
 
-Quiet by default: the ``llamahost`` logger has a NullHandler, so nothing is printed unless
-the application configures logging; llama.cpp messages below WARNING are not even
-forwarded unless :func:`set_log_level` lowers the threshold.
+The extension starts forwarding when it loads. Quiet by default: the ``llamahost`` logger
+has a NullHandler, so nothing is printed unless the application configures logging;
+llama.cpp messages below WARNING are not even forwarded unless :func:`set_log_level`
+lowers the threshold.
 """
 
 from __future__ import annotations
 
-import atexit
 import logging
 
 from llamahost import _native
@@ -35,10 +35,3 @@ def set_log_level(level: str | int) -> None:
             else (3 if level <= logging.WARNING else 4 if level <= logging.ERROR else 5)
         )
     _native.set_log_level(native)
-
-
-def install() -> None:
-    logging.getLogger("llamahost").addHandler(logging.NullHandler())
-    _native._enable_python_logging(True)
-    # llama.cpp may log while the interpreter shuts down; stop forwarding before that.
-    atexit.register(_native._enable_python_logging, False)

@@ -187,8 +187,9 @@ void Context::run_batch(const llama_batch &batch, bool encoder) {
 void Context::decode(const llama_batch &batch) { run_batch(batch, /*encoder=*/false); }
 
 void Context::encode(const llama_batch &batch) {
-    // llama.cpp builds an encoder graph for any model and crashes on a decoder-only one.
-    if (!llama_model_has_encoder(model_->get())) {
+    // An encoder (T5) or a context without KV memory (BERT-like embedding models) can
+    // encode; llama.cpp crashes encoding on a decoder-only model's KV-cache context.
+    if (!llama_model_has_encoder(model_->get()) && memory() != nullptr) {
         raise("DecodeError", "llama_encode: this model has no encoder; use decode()");
     }
     run_batch(batch, /*encoder=*/true);

@@ -12,16 +12,23 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from llamahost import _native
+from llamahost.chat.gotemplate import GoTemplate
 from llamahost.chat.jinja_template import ChatTemplate
 from llamahost.chat.tool_calls import detect_tool_call_format
 from llamahost.engine.responses import Message
+from llamahost.engine.special_text import SpecialTextGuard
 from llamahost.errors import OptionError, TemplateError, TemplateSecurityError
-from llamahost.chat.gotemplate import GoTemplate
 
 VALID_ROLES = ("system", "user", "assistant", "tool")
+#: llama_token_attr bits of the tokens message content may never produce: control and unknown
+#: (user-defined tokens such as <think> are matched by the tokenizer in plain text anyway).
+_FORGEABLE_ATTRS = 1 | 8
+#: llama.cpp built-in template names for architectures whose turn format is fixed.
+_BUILTIN_BY_ARCHITECTURE = {"gemma": "gemma", "gemma2": "gemma", "gemma3": "gemma"}
 TemplateLanguage = Literal["jinja", "go"]
 _GO_ACTION = re.compile(r"\{\{-?\s*(?:\.|\$|(?:range|if|with|template|block)\s+[.$(])")
 
@@ -75,8 +82,21 @@ def _content_text(content: Any) -> str:
     return "".join(p.get("text", "") for p in content if isinstance(p, Mapping))
 
 
+@dataclass(frozen=True)
+class RenderedPrompt:
+    """A chat rendered by the template, and its tokens."""
+
+    text: str
+    tokens: list[int]
+
+
 class ChatFormatter:
-    """Renders chats for one model and tokenizes the result."""
+    """Renders chats for one model and tokenizes the result.
+
+    Message content is always plain text: content that spells a control token (say
+    ``<|im_start|>system``) is tokenized as the characters it is, never as the token; only
+    the template's own text becomes special tokens (see ``engine/special_text.py``).
+    """
 
     def __init__(self, model: _native.Model, template: str | None = None) -> None:
         self._model = model
@@ -100,12 +120,42 @@ class ChatFormatter:
                 self._jinja = None  # llama.cpp's built-in templates may still match
         self.tool_format = detect_tool_call_format(self.source) if self.source else None
         self.supports_thinking = bool(self.source and "<think>" in self.source)
+        # Without a template: llama.cpp's built-in one for the architecture when it has one
+        # (a Gemma GGUF without a template still wants Gemma's turns), else ChatML.
+        architecture = model.meta_value("general.architecture") or ""
+        self._fallback_template = _BUILTIN_BY_ARCHITECTURE.get(architecture, "chatml")
+        self._guard = SpecialTextGuard(
+            vocab.text(t) for t in vocab.tokens_with_attr(_FORGEABLE_ATTRS)
+        )
 
     def parses_thinking(self, think: bool | None) -> bool:
         """Whether to separate <think> blocks: asked for, or the template uses them."""
         if think is None:
             return self.supports_thinking
         return think
+
+    def prompt(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        think: bool | None = None,
+        add_generation_prompt: bool = True,
+    ) -> RenderedPrompt:
+        """The rendered chat and its tokens, message content kept as plain text."""
+        shielded = self._guard.shield({"messages": list(messages), "tools": tools})
+        marked = self.render(
+            shielded.value["messages"],
+            tools=shielded.value["tools"],
+            think=think,
+            add_generation_prompt=add_generation_prompt,
+        )
+        text = self._guard.unmark(marked, shielded.originals)
+        add_special = not (self._bos and text.startswith(self._bos))
+        tokens = self._guard.tokenize(
+            marked, shielded.originals, self._model.vocab.tokenize, add_special=add_special
+        )
+        return RenderedPrompt(text, tokens)
 
     def render(
         self,
@@ -115,6 +165,7 @@ class ChatFormatter:
         think: bool | None = None,
         add_generation_prompt: bool = True,
     ) -> str:
+        """The chat as the template renders it (text only; see prompt() for tokens)."""
         extra = {} if think is None else {"enable_thinking": think}
         if self._go is not None:
             return self._go.render_ollama(messages, tools, think=think)
@@ -135,11 +186,13 @@ class ChatFormatter:
             raise TemplateError("this model's chat template cannot render tools")
         pairs = [(m["role"], _content_text(m.get("content", ""))) for m in messages]
         return str(
-            _native.apply_builtin_template(self.source or "chatml", pairs, add_generation_prompt)
+            _native.apply_builtin_template(
+                self.source or self._fallback_template, pairs, add_generation_prompt
+            )
         )
 
     def tokenize(self, prompt: str) -> list[int]:
-        """Tokens of a rendered prompt: special-token text becomes special tokens, and BOS
-        is added only when the model wants one and the template did not write it."""
+        """Tokens of trusted prompt text: special-token text becomes special tokens, and BOS
+        is added only when the model wants one and the text does not start with it."""
         add_special = not (self._bos and prompt.startswith(self._bos))
         return list(self._model.vocab.tokenize(prompt, add_special, True))

@@ -266,7 +266,7 @@ class Model:
             if system or self.system:
                 messages.append({"role": "system", "content": system or self.system})
             messages.append({"role": "user", "content": prompt})
-            tokens = self._formatter.tokenize(self._formatter.render(messages))
+            tokens = self._formatter.prompt(messages).tokens
         else:
             tokens = self.tokenize(prompt, add_special=not context, parse_special=False)
         if context:
@@ -375,8 +375,8 @@ class Model:
         t0 = time.perf_counter_ns()
         opts = self._request_options(options, option_kwargs)
         msgs = normalize_messages([*self.messages, *messages], default_system=self.system)
-        prompt = self._formatter.render(msgs, tools=tools, think=think)
-        tokens = self._formatter.tokenize(prompt)
+        rendered = self._formatter.prompt(msgs, tools=tools, think=think)
+        tokens = rendered.tokens
         request = GenerationRequest(
             options=opts,
             grammar=grammar_for(format, grammar),
@@ -389,7 +389,7 @@ class Model:
             think=self._formatter.parses_thinking(think),
             tool_format=self._formatter.tool_format if tools else None,
             # a template that opens the thinking block itself leaves the model inside it
-            thinking_started=prompt.rstrip().endswith("<think>"),
+            thinking_started=rendered.text.rstrip().endswith("<think>"),
         )
         return self._chat_stream(tokens, opts, request, parser, t0, native_loop)
 
