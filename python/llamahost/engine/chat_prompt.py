@@ -43,6 +43,20 @@ def template_language(source: str) -> TemplateLanguage:
     return "jinja"
 
 
+_GO_THINK_FIELD = re.compile(r"\.(?:Think|IsThinkSet|Thinking)\b")
+_JINJA_THINK_WORDS = ("<think>", "enable_thinking", "reasoning_content", "thinking")
+
+
+def template_supports_thinking(source: str | None, language: TemplateLanguage) -> bool:
+    """Whether a chat template can make its model think: it has a thinking block or
+    switch (Ollama infers the same capability from the template)."""
+    if not source:
+        return False
+    if language == "go":
+        return "<think>" in source or _GO_THINK_FIELD.search(source) is not None
+    return any(word in source for word in _JINJA_THINK_WORDS)
+
+
 def normalize_messages(
     messages: Sequence[Mapping[str, Any] | Message], *, default_system: str | None = None
 ) -> list[dict[str, Any]]:
@@ -119,7 +133,7 @@ class ChatFormatter:
             except TemplateError:
                 self._jinja = None  # llama.cpp's built-in templates may still match
         self.tool_format = detect_tool_call_format(self.source) if self.source else None
-        self.supports_thinking = bool(self.source and "<think>" in self.source)
+        self.supports_thinking = template_supports_thinking(self.source, self.language)
         # Without a template: llama.cpp's built-in one for the architecture when it has one
         # (a Gemma GGUF without a template still wants Gemma's turns), else ChatML.
         architecture = model.meta_value("general.architecture") or ""

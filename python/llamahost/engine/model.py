@@ -374,6 +374,12 @@ class Model:
     ) -> Generator[ChatChunk, None, None]:
         t0 = time.perf_counter_ns()
         opts = self._request_options(options, option_kwargs)
+        if think and not self._formatter.supports_thinking:
+            raise OptionError(
+                "this model does not support thinking (its chat template has no thinking "
+                "block); leave `think` unset or false",
+                option="think",
+            )
         msgs = normalize_messages([*self.messages, *messages], default_system=self.system)
         rendered = self._formatter.prompt(msgs, tools=tools, think=think)
         tokens = rendered.tokens
