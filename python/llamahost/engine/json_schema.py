@@ -484,8 +484,8 @@ class _Converter:
                         f"`required` names {name!r}, which `properties` lacks and "
                         "`additionalProperties: false` forbids",
                     )
-                value = True if additional is None else additional
-                members.append((self._member(name, value, ptr, hint), True))
+                member_schema = True if additional is None else additional
+                members.append((self._member(name, member_schema, ptr, hint), True))
             extra = None
             if additional is True or isinstance(additional, Mapping):
                 key = self._other_key([*properties, *required])

@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from llamahost import _native
 from llamahost.engine.options import ContextParams, RequestOptions
@@ -31,9 +32,9 @@ def native_context_params(
     embeddings: bool = False,
     pooling_type: int = -1,
     n_seq_max: int = 1,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Native context parameters for `options` (llama.cpp's defaults for the rest)."""
-    params: dict[str, object] = dict(_native.context_default_params())
+    params: dict[str, Any] = dict(_native.context_default_params())
     n_ctx = options.num_ctx or model.n_ctx_train
     if model.n_ctx_train > 0:
         n_ctx = min(n_ctx, model.n_ctx_train)
