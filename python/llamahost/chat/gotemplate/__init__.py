@@ -45,7 +45,12 @@ TemplateSecurityError, so a Modelfile template cannot hang or flood the server.
 
 from __future__ import annotations
 
-from llamahost.chat.gotemplate.gofmt import go_json
+from llamahost.chat.gotemplate.gojson import go_json
+from llamahost.chat.gotemplate.limits import (
+    DEFAULT_MAX_MEMORY_BYTES,
+    DEFAULT_MAX_OUTPUT_CHARS,
+    DEFAULT_TIMEOUT_S,
+)
 from llamahost.chat.gotemplate.ollama import ollama_template_data
 from llamahost.chat.gotemplate.ollama_types import (
     GoStruct,
@@ -54,19 +59,18 @@ from llamahost.chat.gotemplate.ollama_types import (
     PropertyType,
     Tool,
     ToolCall,
+    ToolCallArguments,
     ToolCallFunction,
     ToolFunction,
     ToolFunctionParameters,
     ToolList,
+    ToolProperties,
     ToolProperty,
 )
-from llamahost.chat.gotemplate.template import (
-    DEFAULT_MAX_OUTPUT_CHARS,
-    DEFAULT_TIMEOUT_S,
-    GoTemplate,
-)
+from llamahost.chat.gotemplate.template import GoTemplate
 
 __all__ = [
+    "DEFAULT_MAX_MEMORY_BYTES",
     "DEFAULT_MAX_OUTPUT_CHARS",
     "DEFAULT_TIMEOUT_S",
     "GoStruct",
@@ -76,10 +80,12 @@ __all__ = [
     "PropertyType",
     "Tool",
     "ToolCall",
+    "ToolCallArguments",
     "ToolCallFunction",
     "ToolFunction",
     "ToolFunctionParameters",
     "ToolList",
+    "ToolProperties",
     "ToolProperty",
     "go_json",
     "ollama_template_data",

@@ -1,19 +1,25 @@
 """Execution of a parsed tree against data, within limits (Go's ``exec.go``).
 
-``Budget`` holds one render call's limits, a deadline and an output size, shared by all its
-runs; past either it raises TemplateSecurityError. ``Executor`` runs one tree against one data
-value and collects the output; errors are ExecError naming the node they happened at.
+``Executor`` runs one tree against one data value, writing into the output ``Sink`` of the
+render's ``Budget`` (see ``limits``): the deadline is checked at every node and every loop
+iteration, and every value a function builds is bounded while it is built. Errors are
+ExecError naming the node they happened at; limits raise TemplateLimitError.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from llamahost.errors import TemplateSecurityError
 from llamahost.chat.gotemplate.functions import FUNCS, FuncError, is_true
-from llamahost.chat.gotemplate.gofmt import format_value, go_quote, go_type_name, map_items
+from llamahost.chat.gotemplate.gofmt import (
+    go_quote,
+    go_type_name,
+    map_items,
+    short_value,
+    write_value,
+)
+from llamahost.chat.gotemplate.limits import Budget, Sink
 from llamahost.chat.gotemplate.nodes import (
     MAX_NESTING,
     Action,
@@ -32,6 +38,7 @@ from llamahost.chat.gotemplate.nodes import (
     Variable,
     node_str,
 )
+from llamahost.errors import TemplateLimitError
 
 
 class ExecError(Exception):
@@ -53,35 +60,13 @@ class _Continue(Exception):
 _MISSING = object()  # "no value piped in from a previous command"
 
 
-@dataclass
-class Budget:
-    """Limits shared by every execution of one render call."""
-
-    clock: Callable[[], float]
-    deadline: float
-    timeout_s: float
-    max_output_chars: int
-    produced: int = 0
-
-    def check_time(self) -> None:
-        if self.clock() > self.deadline:
-            raise TemplateSecurityError(f"template rendering took longer than {self.timeout_s} s")
-
-    def charge(self, size: int) -> None:
-        self.produced += size
-        if self.produced > self.max_output_chars:
-            raise TemplateSecurityError(
-                f"template output exceeds {self.max_output_chars} characters"
-            )
-
-
 class Executor:
     """One execution of a parsed tree against one data value (Go's exec.go ``state``)."""
 
-    def __init__(self, defs: dict[str, list[Any]], budget: Budget, data: Any) -> None:
+    def __init__(self, defs: dict[str, list[Any]], budget: Budget, out: Sink, data: Any) -> None:
         self.defs = defs
         self.budget = budget
-        self.out: list[str] = []
+        self.out = out
         self.vars: list[list[Any]] = [["$", data]]
         self.depth = 0
 
@@ -90,11 +75,11 @@ class Executor:
             self.budget.check_time()
             kind = type(node)
             if kind is Text:
-                self.write(node.text)
+                self.out.write(node.text)
             elif kind is Action:
                 value = self.eval_pipeline(dot, node.pipe)
                 if not node.pipe.decl:
-                    self.write("<no value>" if value is None else format_value(value))
+                    write_value(self.out, "<no value>" if value is None else value)
             elif kind is Branch:
                 mark = len(self.vars)  # variables declared from here on end with the branch
                 try:
@@ -105,10 +90,6 @@ class Executor:
                 self.walk_template(dot, node)
             elif kind is LoopControl:
                 raise _Break() if node.kind == "break" else _Continue()
-
-    def write(self, text: str) -> None:
-        self.budget.charge(len(text))
-        self.out.append(text)
 
     def walk_branch(self, dot: Any, node: Branch) -> None:
         if node.kind == "range":
@@ -137,7 +118,7 @@ class Executor:
                 )
             items = ((i, i) for i in range(value))
         else:
-            raise ExecError(f"range can't iterate over {format_value(value)}", node.pipe)
+            raise ExecError(f"range can't iterate over {short_value(value)}", node.pipe)
         ran = False
         for key, elem in items:
             ran = True
@@ -164,7 +145,7 @@ class Executor:
         if body is None:
             raise ExecError(f"template {go_quote(node.name)} not defined", node)
         if self.depth >= MAX_NESTING:
-            raise TemplateSecurityError(f"template calls nested deeper than {MAX_NESTING} levels")
+            raise TemplateLimitError(f"template calls nested deeper than {MAX_NESTING} levels")
         new_dot = None if node.pipe is None else self.eval_pipeline(dot, node.pipe)
         saved, self.vars = self.vars, [["$", new_dot]]
         self.depth += 1
@@ -282,16 +263,19 @@ class Executor:
     def eval_function(self, dot: Any, ident: Identifier, cmd: Command | None, final: Any) -> Any:
         name = ident.name
         arg_nodes = cmd.args[1:] if cmd is not None else []
-        impl, min_args, max_args = FUNCS[name]
+        func = FUNCS[name]
         count = len(arg_nodes) + (final is not _MISSING)
-        if count < min_args:
+        if count < func.min_args:
             raise ExecError(
-                f"wrong number of args for {name}: want at least {min_args} got {len(arg_nodes)}",
+                f"wrong number of args for {name}: want at least {func.min_args}"
+                f" got {len(arg_nodes)}",
                 ident,
             )
-        if max_args is not None and count != max_args:
-            raise ExecError(f"wrong number of args for {name}: want {max_args} got {count}", ident)
-        if impl is None:  # and/or: evaluate left to right, stop at the deciding operand
+        if func.max_args is not None and count != func.max_args:
+            raise ExecError(
+                f"wrong number of args for {name}: want {func.max_args} got {count}", ident
+            )
+        if func.impl is None:  # and/or: evaluate left to right, stop at the deciding operand
             value = None
             for arg in arg_nodes:
                 value = self.eval_arg(dot, arg)
@@ -301,16 +285,13 @@ class Executor:
         args = [self.eval_arg(dot, arg) for arg in arg_nodes]
         if final is not _MISSING:
             args.append(final)
-        if name == "printf" and not isinstance(args[0], str):
-            got = go_type_name(args[0])
-            node = arg_nodes[0] if arg_nodes else ident
-            raise ExecError(f"wrong type for value; expected string; got {got}", node)
+        positions = range(len(args)) if func.all_strings else func.string_params
+        for i in positions:
+            if not isinstance(args[i], str):  # Go checks arguments against string parameters
+                got = "interface {}" if args[i] is None else go_type_name(args[i])
+                node = arg_nodes[i] if i < len(arg_nodes) else ident
+                raise ExecError(f"wrong type for value; expected string; got {got}", node)
         try:
-            result = impl(args)
+            return func.impl(self.budget, args)
         except FuncError as exc:
             raise ExecError(f"error calling {name}: {exc}", cmd or ident) from None
-        if isinstance(result, str) and len(result) > self.budget.max_output_chars:
-            raise TemplateSecurityError(
-                f"`{name}` result exceeds {self.budget.max_output_chars} characters"
-            )
-        return result

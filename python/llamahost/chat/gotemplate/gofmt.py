@@ -1,22 +1,28 @@
-"""Go's ``fmt`` and ``encoding/json`` for template values: ``%v`` printing, printf, json.
+"""Go's ``fmt`` for template values: ``%v`` printing, ``Sprint``/``Sprintln``/``Sprintf``.
 
 Python values stand for Go values as the package docstring describes; ``go_type_name`` names
-the Go type a value stands for, as Go's messages print it. A class with ``go_string()``
-prints through it, one with ``go_json()`` encodes through it, and a mapping class with
-``go_map_items()`` is ranged and printed in that order instead of sorted by key.
+the Go type a value stands for, as Go's messages print it. Everything is written into a
+``Sink`` (see ``limits``), so printing a value, a width or a whole ``printf`` is bounded while
+it is built. ``sprintf_into`` is a port of Go's ``doPrintf``: flags ``#0+- ``, widths and
+precisions (``*`` and ``[n]`` argument indexes included) parsed as Go parses them, where a
+number past Go's ``tooLarge`` (10^6) makes the rest of the format ``%!(NOVERB)``.
+
+Hooks a class may define: ``go_print(out)`` writes what Go's ``String()`` returns (a
+Stringer); ``go_string()`` returns it as a string; ``go_map_items()`` gives a mapping's
+entries in the order ``range`` and printing follow (otherwise sorted by key); ``go_type`` is
+the Go type name.
 """
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import math
-import re
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from llamahost.errors import TemplateError, TemplateSecurityError
+from llamahost.chat.gotemplate.limits import CHUNK, Sink, unbounded_sink
+from llamahost.errors import TemplateLimitError
 
 
 def go_type_name(v: Any) -> str:
@@ -27,7 +33,7 @@ def go_type_name(v: Any) -> str:
     if type(v) in simple:
         return simple[type(v)]
     if hasattr(type(v), "go_type"):
-        return type(v).go_type
+        return str(type(v).go_type)
     if isinstance(v, Mapping):
         return "map[string]interface {}"
     if isinstance(v, list | tuple):
@@ -46,7 +52,7 @@ def _sort_key(key: Any) -> tuple[int, Any]:
 def map_items(m: Mapping[Any, Any]) -> list[tuple[Any, Any]]:
     """A map's items in Go's order: sorted keys, or the map's own ``go_map_items()`` order."""
     if hasattr(type(m), "go_map_items"):
-        return m.go_map_items()
+        return list(m.go_map_items())  # type: ignore[attr-defined]
     return sorted(m.items(), key=lambda kv: _sort_key(kv[0]))
 
 
@@ -56,7 +62,10 @@ def struct_fields(v: Any) -> list[tuple[str, Any]]:
     return [(k, x) for k, x in vars(v).items() if k[:1].isupper()] if hasattr(v, "__dict__") else []
 
 
-def _shortest(f: float) -> tuple[str, int]:
+# --- floats -----------------------------------------------------------------------------------
+
+
+def shortest_digits(f: float) -> tuple[str, int]:
     """Shortest round-trip digits of |f| and the decimal point position: |f| = 0.DIGITS x 10^dp."""
     if f == 0:
         return "0", 1
@@ -65,7 +74,7 @@ def _shortest(f: float) -> tuple[str, int]:
     return text.rstrip("0"), len(text) + int(exponent)
 
 
-def _place_f(digits: str, dp: int) -> str:
+def place_f(digits: str, dp: int) -> str:
     if dp <= 0:
         return "0." + "0" * -dp + digits
     return (
@@ -73,59 +82,33 @@ def _place_f(digits: str, dp: int) -> str:
     )
 
 
-def _place_e(digits: str, dp: int) -> str:
+def place_e(digits: str, dp: int) -> str:
     mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
     return f"{mantissa}e{'-' if dp - 1 < 0 else '+'}{abs(dp - 1):02d}"
 
 
-def _format_float(f: float, verb: str = "v", prec: int | None = None) -> str:
-    """Go's fmt for float64 (without sign flags): %v/%g shortest, %e/%f with precision 6."""
+def format_float(f: float, verb: str = "v", prec: int | None = None) -> str:
+    """Go's fmt for a float64 without sign flags: %v/%g shortest, %e/%f with precision 6."""
     if math.isinf(f) or math.isnan(f):
         return "NaN" if math.isnan(f) else ("+Inf" if f > 0 else "-Inf")
     neg = "-" if math.copysign(1.0, f) < 0 else ""
     if verb in "vgG" and prec is None:
-        digits, dp = _shortest(f)
-        body = _place_e(digits, dp) if not -4 <= dp - 1 < 6 else _place_f(digits, dp)
+        digits, dp = shortest_digits(f)
+        body = place_e(digits, dp) if not -4 <= dp - 1 < 6 else place_f(digits, dp)
     else:
         py = "g" if verb in "vgG" else verb.lower()
         body = format(abs(f), f".{6 if prec is None else prec}{py}")
     return neg + (body.upper() if verb in "EFG" else body)
 
 
-def format_value(v: Any) -> str:
-    """Go's ``fmt`` ``%v`` of a value."""
-    if v is None:
-        return "<nil>"
-    if isinstance(v, str):
-        return v
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        return _format_float(v)
-    if hasattr(type(v), "go_string"):
-        return v.go_string()
-    if isinstance(v, bytes):
-        return "[" + " ".join(map(str, v)) + "]"
-    if isinstance(v, Mapping):
-        return (
-            "map[" + " ".join(f"{format_value(k)}:{format_value(x)}" for k, x in map_items(v)) + "]"
-        )
-    if isinstance(v, list | tuple):
-        return "[" + " ".join(format_value(x) for x in v) + "]"
-    if dataclasses.is_dataclass(v):
-        return "{" + " ".join(format_value(x) for _, x in struct_fields(v)) + "}"
-    return str(v)
-
+# --- quoting ----------------------------------------------------------------------------------
 
 _QUOTE_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _QUOTE_ESCAPES |= {"\v": "\\v", "\\": "\\\\", '"': '\\"'}
 
 
-def go_quote(s: str) -> str:
-    """Go's ``strconv.Quote``."""
-    out = ['"']
+def _quote_body(s: str) -> str:
+    out = []
     for ch in s:
         o = ord(ch)
         if ch in _QUOTE_ESCAPES:
@@ -137,155 +120,427 @@ def go_quote(s: str) -> str:
         else:
             o = 0xFFFD if 0xD800 <= o <= 0xDFFF else o
             out.append(f"\\u{o:04x}" if o < 0x10000 else f"\\U{o:08x}")
-    return "".join(out) + '"'
+    return "".join(out)
 
 
-def _signed(neg: bool, digits: str, flags: str, width: int | None) -> str:
-    sign = "-" if neg else ("+" if "+" in flags else "")
-    if width and "0" in flags and "-" not in flags:
-        digits = digits.zfill(width - len(sign))
-    return sign + digits
+def go_quote(s: str) -> str:
+    """Go's ``strconv.Quote``."""
+    return '"' + _quote_body(s) + '"'
 
 
-def _format_one(arg: Any, verb: str, flags: str, width: int | None, prec: int | None) -> str:
-    """One ``printf`` operand under one verb (Go's fmt for v s d q x X c e f g t T)."""
-    if hasattr(type(arg), "go_string") and verb in "vsqxX":
-        arg = arg.go_string()
-    if isinstance(arg, list | tuple) and verb != "T":
-        return "[" + " ".join(_format_one(x, verb, flags, width, prec) for x in arg) + "]"
-    text = None
+def write_chunked(out: Sink, s: str, transform: Any) -> None:
+    """Write ``transform(piece)`` for each ``CHUNK`` of ``s``: bounded even if it grows."""
+    for start in range(0, len(s), CHUNK):
+        out.write(transform(s[start : start + CHUNK]))
+
+
+# --- printing: Go's printArg / printValue -----------------------------------------------------
+
+
+@dataclasses.dataclass(slots=True)
+class Spec:
+    """One verb's flags, width and precision (Go's ``fmtFlags``, ``wid``, ``prec``)."""
+
+    minus: bool = False
+    plus: bool = False
+    sharp: bool = False
+    space: bool = False
+    zero: bool = False
+    wid: int | None = None
+    prec: int | None = None
+
+
+_PLAIN = Spec()
+
+
+def _pad(out: Sink, s: str, spec: Spec, *, zero_ok: bool = True) -> None:
+    """Go's ``padString``: pad ``s`` to the width, left unless ``-``, zeros if ``0``."""
+    wid = spec.wid
+    if not wid or wid <= len(s):
+        out.write(s)
+        return
+    out.reserve(wid)
+    fill = ("0" if spec.zero and zero_ok and not spec.minus else " ") * (wid - len(s))
+    out.write(s + fill if spec.minus else fill + s)
+
+
+def _bad_verb(out: Sink, arg: Any, verb: str, spec: Spec) -> None:
+    out.write(f"%!{verb}(")
+    if arg is None:
+        out.write("<nil>")
+    else:
+        out.write(go_type_name(arg) + "=")
+        print_arg(out, arg, "v", spec)
+    out.write(")")
+
+
+def _fmt_integer(out: Sink, n: int, verb: str, spec: Spec) -> None:
+    if verb in "cqU":
+        if not 0 <= n <= 0x10FFFF:
+            n = 0xFFFD
+        quoted = _quote_body(chr(n)).replace('\\"', '"').replace("'", "\\'")
+        text = {"c": chr(n), "q": f"'{quoted}'", "U": f"U+{n:04X}"}[verb]
+        _pad(out, text, spec)
+        return
+    base = {"b": "b", "o": "o", "O": "o", "x": "x", "X": "X"}.get(verb, "d")
+    digits = format(abs(n), base) if base != "d" else str(abs(n))
+    sign = "-" if n < 0 else ("+" if spec.plus else (" " if spec.space else ""))
+    prefix = {"x": "0x", "X": "0X", "b": "0b", "o": "0"}.get(verb, "") if spec.sharp else ""
+    prefix = "0o" if verb == "O" else prefix
+    if spec.prec is not None:
+        if spec.prec == 0 and n == 0:
+            _pad(out, "", Spec(minus=spec.minus, wid=spec.wid))
+            return
+        digits = digits.zfill(spec.prec)
+    elif spec.zero and not spec.minus and spec.wid:
+        digits = digits.zfill(spec.wid - len(sign) - len(prefix))
+    if prefix == "0" and digits.startswith("0"):
+        prefix = ""
+    _pad(out, sign + prefix + digits, spec, zero_ok=False)
+
+
+def _fmt_float(out: Sink, f: float, verb: str, spec: Spec) -> None:
+    if spec.prec and verb in "eEfF":
+        out.reserve(spec.prec)  # that many digits, at least, before they are built
+    body = format_float(abs(f), verb, spec.prec)
+    if math.isinf(f) or math.isnan(f):
+        text = body if math.isnan(f) else ("-Inf" if f < 0 else "+Inf")
+        if math.isnan(f) and (spec.plus or spec.space):
+            text = ("+" if spec.plus else " ") + text
+        _pad(out, text, spec, zero_ok=False)
+        return
+    sign = "-" if math.copysign(1.0, f) < 0 else ("+" if spec.plus else (" " if spec.space else ""))
+    if spec.zero and not spec.minus and spec.wid and spec.wid > len(sign) + len(body):
+        out.reserve(spec.wid)
+        out.write(sign + body.zfill(spec.wid - len(sign)))
+        return
+    _pad(out, sign + body, spec, zero_ok=False)
+
+
+def _fmt_string(out: Sink, s: str, verb: str, spec: Spec) -> None:
+    if spec.prec is not None and verb != "x" and verb != "X":
+        s = s[: spec.prec]
+    if verb in "vs":
+        _pad(out, s, spec)
+    elif verb == "q":
+        if spec.wid is None and len(s) > CHUNK:
+            out.write('"')
+            write_chunked(out, s, _quote_body)
+            out.write('"')
+        else:
+            out.reserve(len(s) + 2)
+            _pad(out, go_quote(s), spec)
+    else:  # x, X
+        data = s.encode("utf-8", "surrogatepass")
+        if spec.prec is not None:
+            data = data[: spec.prec]
+        out.reserve(2 * len(data))
+        text = data.hex()
+        _pad(out, text.upper() if verb == "X" else text, spec)
+
+
+def _handle_methods(out: Sink, arg: Any, verb: str, spec: Spec) -> bool:
+    """Go's ``handleMethods``: a Stringer prints its ``String()`` for verbs v s x X q."""
+    kind = type(arg)
+    if verb not in "vsxXq" or not (hasattr(kind, "go_print") or hasattr(kind, "go_string")):
+        return False
+    if hasattr(kind, "go_print"):
+        if verb in "vs" and spec.wid is None and spec.prec is None:
+            arg.go_print(out)
+            return True
+        sub = Sink(out.budget, out.remaining, out.what)
+        arg.go_print(sub)
+        text = sub.getvalue()
+    else:
+        text = arg.go_string()
+    _fmt_string(out, text, verb, spec)
+    return True
+
+
+def print_arg(out: Sink, arg: Any, verb: str, spec: Spec = _PLAIN) -> None:
+    """Go's ``printArg``: one operand under one verb."""
+    if arg is None:
+        if verb in "Tv":
+            _pad(out, "<nil>", spec)
+        else:
+            _bad_verb(out, arg, verb, spec)
+        return
     if verb == "T":
-        text = go_type_name(arg)
-    elif arg is None or isinstance(arg, bool):
-        text = format_value(arg) if verb == "v" or (verb == "t" and arg is not None) else None
-    elif isinstance(arg, int) and verb in "vdboxX":
-        digits = str(abs(arg)) if verb in "vd" else format(abs(arg), verb)
-        text = _signed(arg < 0, digits, flags, width)
-    elif isinstance(arg, int) and verb in "cqU" and 0 <= arg <= 0x10FFFF:
-        quoted = go_quote(chr(arg))[1:-1].replace('\\"', '"').replace("'", "\\'")
-        text = {"c": chr(arg), "q": f"'{quoted}'", "U": f"U+{arg:04X}"}[verb]
-    elif isinstance(arg, float) and verb in "vgGeEfF":
-        body = _format_float(abs(arg), verb, prec)
-        neg = math.copysign(1.0, arg) < 0
-        text = _signed(neg, body, flags, width if math.isfinite(arg) else None)
-    elif isinstance(arg, str) and verb in "vsqxX":
-        s = arg if prec is None or verb in "xX" else arg[:prec]
-        text = {"q": go_quote(s), "x": s.encode().hex(), "X": s.encode().hex().upper()}.get(verb, s)
-    elif not isinstance(arg, int | float | str) and verb in "vs":
-        text = format_value(arg)
-    if text is None:
-        return (
-            f"%!{verb}({go_type_name(arg)}={format_value(arg)})"
-            if arg is not None
-            else f"%!{verb}(<nil>)"
-        )
-    if width is None or len(text) >= width:
-        return text
-    return text.ljust(width) if "-" in flags else text.rjust(width)
+        _pad(out, go_type_name(arg), spec)
+    elif isinstance(arg, bool):
+        if verb in "tv":
+            _pad(out, "true" if arg else "false", spec)
+        else:
+            _bad_verb(out, arg, verb, spec)
+    elif isinstance(arg, int):
+        if verb in "vdboOxXcqU":
+            _fmt_integer(out, arg, "d" if verb == "v" else verb, spec)
+        else:
+            _bad_verb(out, arg, verb, spec)
+    elif isinstance(arg, float):
+        if verb in "vgGeEfF":
+            _fmt_float(out, arg, verb, spec)
+        else:
+            _bad_verb(out, arg, verb, spec)
+    elif isinstance(arg, str):
+        if verb in "vsqxX":
+            _fmt_string(out, arg, verb, spec)
+        else:
+            _bad_verb(out, arg, verb, spec)
+    elif not _handle_methods(out, arg, verb, spec):
+        print_value(out, arg, verb, spec, 0)
 
 
-_FMT_RE = re.compile(r"%([-+ #0]*)(\d+)?(?:\.(\d*))?(.?)", re.S)
-_MAX_FMT_WIDTH = 1 << 20
+def print_value(out: Sink, v: Any, verb: str, spec: Spec, depth: int) -> None:
+    """Go's ``printValue``: maps, slices and structs, element by element."""
+    if depth > 0:
+        if v is None:
+            if verb == "v":
+                out.write("<nil>")
+            else:
+                _bad_verb(out, v, verb, spec)
+            return
+        if isinstance(v, bool | int | float | str):
+            print_arg(out, v, verb, spec)
+            return
+        if _handle_methods(out, v, verb, spec):
+            return
+    if isinstance(v, bytes):
+        if verb in "sqxX":
+            _fmt_string(out, v.decode("utf-8", "replace"), verb, spec)
+        else:
+            items: Any = list(v)
+            _print_items(out, items, verb, spec, depth)
+    elif isinstance(v, Mapping):
+        out.write("map[")
+        for i, (key, item) in enumerate(map_items(v)):
+            if i:
+                out.write(" ")
+            print_value(out, key, verb, spec, depth + 1)
+            out.write(":")
+            print_value(out, item, verb, spec, depth + 1)
+        out.write("]")
+    elif isinstance(v, list | tuple):
+        _print_items(out, v, verb, spec, depth)
+    elif dataclasses.is_dataclass(v) or hasattr(v, "__dict__"):
+        out.write("{")
+        for i, (_, item) in enumerate(struct_fields(v)):
+            if i:
+                out.write(" ")
+            print_value(out, item, verb, spec, depth + 1)
+        out.write("}")
+    else:
+        _pad(out, str(v), spec)
+
+
+def _print_items(out: Sink, items: Any, verb: str, spec: Spec, depth: int) -> None:
+    out.write("[")
+    for i, item in enumerate(items):
+        if i:
+            out.write(" ")
+        else:
+            out.tick()
+        print_value(out, item, verb, spec, depth + 1)
+    out.write("]")
+
+
+def write_value(out: Sink, v: Any) -> None:
+    """Go's ``fmt.Fprint`` of one value: what ``{{ . }}`` prints (strings as they are)."""
+    if isinstance(v, str):
+        out.write(v)
+    else:
+        print_arg(out, v, "v")
+
+
+def short_value(v: Any, limit: int = 200) -> str:
+    """``%v`` of a value for an error message: Go prints it whole, this stops at ``limit``."""
+    out = Sink(None, limit, "value")
+    try:
+        write_value(out, v)
+    except TemplateLimitError:
+        return out.getvalue() + "..."
+    return out.getvalue()
+
+
+def format_value(v: Any) -> str:
+    """Go's ``fmt`` ``%v`` of a value, unbounded (for messages and callers outside a render)."""
+    if isinstance(v, str):
+        return v
+    out = unbounded_sink()
+    print_arg(out, v, "v")
+    return out.getvalue()
+
+
+# --- Sprint, Sprintln, Sprintf ----------------------------------------------------------------
+
+
+def sprint_into(out: Sink, args: list[Any]) -> None:
+    """Go's ``fmt.Sprint``: spaces between operands when neither side is a string."""
+    for i, arg in enumerate(args):
+        if i and not isinstance(arg, str) and not isinstance(args[i - 1], str):
+            out.write(" ")
+        print_arg(out, arg, "v")
+
+
+def sprintln_into(out: Sink, args: list[Any]) -> None:
+    """Go's ``fmt.Sprintln``: operands separated by spaces, then a newline."""
+    for i, arg in enumerate(args):
+        if i:
+            out.write(" ")
+        print_arg(out, arg, "v")
+    out.write("\n")
+
+
+_MAX_NUM = 1_000_000  # Go's tooLarge
+
+
+def _parsenum(s: str, i: int, end: int) -> tuple[int | None, int]:
+    """Go's ``parsenum``: the number at ``i`` (None if absent) and where it ends; a number
+    past ``tooLarge`` consumes the rest of the format, as Go does."""
+    num, found = 0, False
+    while i < end and "0" <= s[i] <= "9":
+        if num > _MAX_NUM:
+            return None, end
+        num = num * 10 + ord(s[i]) - 48
+        found = True
+        i += 1
+    return (num if found else None), i
+
+
+class _Printf:
+    """State of one ``doPrintf`` run: the argument cursor and Go's reordering flags."""
+
+    def __init__(self, args: list[Any]) -> None:
+        self.args = args
+        self.arg_num = 0
+        self.reordered = False
+        self.good_arg_num = True
+
+    def arg_number(self, fmt: str, i: int) -> tuple[int, bool]:
+        """Go's ``argNumber``: an explicit ``[n]`` index at ``i``; returns (new i, found)."""
+        if i >= len(fmt) or fmt[i] != "[":
+            return i, False
+        self.reordered = True
+        close = fmt.find("]", i + 1)
+        if close < 0:
+            self.good_arg_num = False
+            return i + 1, False
+        index, after = _parsenum(fmt, i + 1, close)
+        if index is None or after != close:
+            self.good_arg_num = False
+            return close + 1, False
+        if 1 <= index <= len(self.args):
+            self.arg_num = index - 1
+            return close + 1, True
+        self.good_arg_num = False
+        return close + 1, True
+
+    def int_arg(self) -> int | None:
+        """Go's ``intFromArg`` for ``*``: the next operand as a width or precision."""
+        if self.arg_num >= len(self.args):
+            return None
+        value = self.args[self.arg_num]
+        self.arg_num += 1
+        if isinstance(value, bool) or not isinstance(value, int) or abs(value) > _MAX_NUM:
+            return None
+        return value
+
+
+def sprintf_into(out: Sink, fmt: str, args: list[Any]) -> None:
+    """Go's ``fmt.Sprintf`` (``doPrintf``) for the verbs ``print_arg`` knows."""
+    state, end, i = _Printf(args), len(fmt), 0
+    while i < end:
+        state.good_arg_num = True
+        start, i = i, fmt.find("%", i)
+        if i < 0:
+            out.write(fmt[start:])
+            break
+        out.write(fmt[start:i])
+        i += 1
+        spec = Spec()
+        while i < end and fmt[i] in "#0+- ":
+            c = fmt[i]
+            if c == "#":
+                spec.sharp = True
+            elif c == "0":
+                spec.zero = not spec.minus
+            elif c == "+":
+                spec.plus = True
+            elif c == "-":
+                spec.minus, spec.zero = True, False
+            else:
+                spec.space = True
+            i += 1
+        i, after_index = state.arg_number(fmt, i)
+        if i < end and fmt[i] == "*":
+            i += 1
+            wid = state.int_arg()
+            if wid is None:
+                out.write("%!(BADWIDTH)")
+            elif wid < 0:
+                spec.wid, spec.minus, spec.zero = -wid, True, False
+            else:
+                spec.wid = wid
+            after_index = False
+        else:
+            spec.wid, i = _parsenum(fmt, i, end)
+            if after_index and spec.wid is not None:
+                state.good_arg_num = False
+        if i + 1 < end and fmt[i] == ".":
+            i += 1
+            if after_index:
+                state.good_arg_num = False
+            i, after_index = state.arg_number(fmt, i)
+            if i < end and fmt[i] == "*":
+                i += 1
+                prec = state.int_arg()
+                if prec is None or prec < 0:
+                    if prec is None:
+                        out.write("%!(BADPREC)")
+                    prec = None
+                spec.prec = prec
+                after_index = False
+            else:
+                prec, i = _parsenum(fmt, i, end)
+                spec.prec = 0 if prec is None else prec
+        if not after_index:
+            i, after_index = state.arg_number(fmt, i)
+        if i >= end:
+            out.write("%!(NOVERB)")
+            break
+        verb = fmt[i]
+        i += 1
+        if verb == "%":
+            out.write("%")
+        elif not state.good_arg_num:
+            out.write(f"%!{verb}(BADINDEX)")
+        elif state.arg_num >= len(args):
+            out.write(f"%!{verb}(MISSING)")
+        else:
+            print_arg(out, args[state.arg_num], verb, spec)
+            state.arg_num += 1
+    if not state.reordered and state.arg_num < len(args):
+        out.write("%!(EXTRA ")
+        for n, arg in enumerate(args[state.arg_num :]):
+            if n:
+                out.write(", ")
+            if arg is None:
+                out.write("<nil>")
+            else:
+                out.write(go_type_name(arg) + "=")
+                print_arg(out, arg, "v")
+        out.write(")")
 
 
 def sprintf(fmt: str, args: list[Any]) -> str:
-    """Go's ``fmt.Sprintf`` for flags ``-+0``, width, precision and the verbs of ``_format_one``."""
-    out: list[str] = []
-    used, pos = 0, 0
-    for m in _FMT_RE.finditer(fmt):
-        out.append(fmt[pos : m.start()])
-        pos = m.end()
-        flags, width_text, prec_text, verb = m.groups()
-        width = int(width_text) if width_text else None
-        prec = None if prec_text is None else int(prec_text or "0")
-        if max(width or 0, prec or 0) > _MAX_FMT_WIDTH:
-            raise TemplateSecurityError(f"printf width or precision over {_MAX_FMT_WIDTH}")
-        if verb == "%":
-            out.append("%")
-        elif not verb:
-            out.append("%!(NOVERB)")
-        elif used >= len(args):
-            out.append(f"%!{verb}(MISSING)")
-        else:
-            out.append(_format_one(args[used], verb, flags, width, prec))
-            used += 1
-    out.append(fmt[pos:])
-    if used < len(args):
-        extra = (
-            f"{go_type_name(a)}={format_value(a)}" if a is not None else "<nil>"
-            for a in args[used:]
-        )
-        out.append(f"%!(EXTRA {', '.join(extra)})")
-    return "".join(out)
+    """Go's ``fmt.Sprintf``, unbounded (for callers outside a render)."""
+    out = unbounded_sink()
+    sprintf_into(out, fmt, args)
+    return out.getvalue()
 
 
 def sprint(args: list[Any]) -> str:
-    """Go's ``fmt.Sprint``: spaces between operands when neither side is a string."""
-    out: list[str] = []
-    for i, arg in enumerate(args):
-        if i and not isinstance(arg, str) and not isinstance(args[i - 1], str):
-            out.append(" ")
-        out.append(format_value(arg))
-    return "".join(out)
-
-
-class JSONError(TemplateError):
-    """A value ``json.Marshal`` cannot encode; the message is Go's."""
-
-
-_JSON_ESCAPE_RE = re.compile('[\x00-\x1f"\\\\<>&\u2028\u2029\ud800-\udfff]')
-_JSON_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b"}
-_JSON_ESCAPES |= {"\f": "\\f", "\u2028": "\\u2028", "\u2029": "\\u2029"}
-
-
-def _json_escape_char(m: re.Match[str]) -> str:
-    ch = m.group()
-    if ch in _JSON_ESCAPES:
-        return _JSON_ESCAPES[ch]
-    return "\\ufffd" if "\ud800" <= ch <= "\udfff" else f"\\u{ord(ch):04x}"
-
-
-def json_string(s: str) -> str:
-    return '"' + _JSON_ESCAPE_RE.sub(_json_escape_char, s) + '"'
-
-
-def _json_float(f: float) -> str:
-    if not math.isfinite(f):
-        raise JSONError(f"json: unsupported value: {_format_float(f)}")
-    digits, dp = _shortest(f)
-    neg = "-" if math.copysign(1.0, f) < 0 else ""
-    if f == 0 or 1e-6 <= abs(f) < 1e21:
-        return neg + _place_f(digits, dp)
-    return neg + re.sub(r"e-0(\d)$", r"e-\1", _place_e(digits, dp))
-
-
-def go_json(value: Any) -> str:
-    """Encode a value like Go's ``json.Marshal`` (compact, HTML-safe, map keys sorted)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return _json_float(value)
-    if isinstance(value, str):
-        return json_string(value)
-    if hasattr(type(value), "go_json"):
-        return value.go_json()
-    if isinstance(value, bytes):
-        return '"' + base64.b64encode(value).decode() + '"'
-    if isinstance(value, Mapping):
-        pairs = []
-        for key, item in value.items():
-            if isinstance(key, bool) or not isinstance(key, str | int):
-                raise JSONError(f"json: unsupported map key type {go_type_name(key)}")
-            pairs.append((str(key), item))
-        pairs.sort(key=lambda kv: kv[0])
-        return "{" + ",".join(json_string(k) + ":" + go_json(x) for k, x in pairs) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(go_json(x) for x in value) + "]"
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        fields = [(k, x) for k, x in struct_fields(value) if k[:1].isupper()]
-        return "{" + ",".join(json_string(k) + ":" + go_json(x) for k, x in fields) + "}"
-    raise JSONError(f"json: unsupported type: {go_type_name(value)}")
+    """Go's ``fmt.Sprint``, unbounded (for callers outside a render)."""
+    out = unbounded_sink()
+    sprint_into(out, args)
+    return out.getvalue()

@@ -196,12 +196,12 @@ def number_value(text: str) -> int | float:
     """The value of a Go number or char-constant literal, as ``idealConstant`` would type it."""
     if text.startswith("'"):
         try:
-            value = unquote(text)
+            char = unquote(text)
         except ValueError:
-            value = ""
-        if len(value) != 1:
+            char = ""
+        if len(char) != 1:
             raise ValueError("malformed character constant")
-        return ord(value)
+        return ord(char)
     if text.endswith("i"):
         raise ValueError("complex numbers are not supported")
     body = text.replace("_", "")

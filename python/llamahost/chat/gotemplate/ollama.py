@@ -1,18 +1,19 @@
 """Ollama's data binding and its ``template.Execute`` procedure.
 
 ``ollama_template_data`` turns Ollama/OpenAI-style JSON messages and tools into the typed values
-of ``ollama_types`` (collating messages as Ollama does); ``ollama_runs`` plans the runs
-``GoTemplate.render_ollama`` executes, legacy per-exchange templates included.
+of ``ollama_types``; ``Values`` is Ollama's ``template.Values`` and ``execute_plan`` ports
+``Template.Execute``: it returns the (tree, data) runs to execute, fill-in-the-middle and
+legacy per-exchange templates included (template/template.go, version in ``ollama_types``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from llamahost.errors import OptionError
 from llamahost.chat.gotemplate.nodes import (
     Action,
     Branch,
@@ -28,12 +29,15 @@ from llamahost.chat.gotemplate.ollama_types import (
     PropertyType,
     Tool,
     ToolCall,
+    ToolCallArguments,
     ToolCallFunction,
     ToolFunction,
     ToolFunctionParameters,
     ToolList,
+    ToolProperties,
     ToolProperty,
 )
+from llamahost.errors import OptionError
 
 
 def _mapping(value: Any, what: str, *, optional: bool = True) -> Mapping[str, Any]:
@@ -49,6 +53,7 @@ def _property_from(raw: Any, what: str) -> ToolProperty:
     raw = _mapping(raw, what)
     kind = raw.get("type")
     props = raw.get("properties")
+    required = raw.get("required")
     return ToolProperty(
         AnyOf=tuple(
             _property_from(p, f"{what}.anyOf[{i}]") for i, p in enumerate(raw.get("anyOf") or ())
@@ -58,6 +63,7 @@ def _property_from(raw: Any, what: str) -> ToolProperty:
         Description=str(raw.get("description") or ""),
         Enum=tuple(raw.get("enum") or ()),
         Properties=None if props is None else _properties_from(props, f"{what}.properties"),
+        Required=tuple(required) if isinstance(required, list | tuple) else (),
     )
 
 
@@ -75,14 +81,18 @@ def _tool_from(raw: Any, index: int) -> Tool:
     fn = _mapping(raw.get("function"), f"{what}.function")
     params = _mapping(fn.get("parameters"), f"{what}.function.parameters")
     props = params.get("properties")
+    required = params.get("required")
     parameters = ToolFunctionParameters(
         Type=str(params.get("type") or ""),
         Defs=params.get("$defs"),
         Items=params.get("items"),
-        Required=tuple(params.get("required") or ()),
-        Properties=None
-        if props is None
-        else _properties_from(props, f"{what}.function.parameters.properties"),
+        Required=tuple(required) if isinstance(required, list | tuple) else (),
+        Properties=ToolProperties(
+            _properties_from(props, f"{what}.function.parameters.properties")
+            if props is not None
+            else (),
+            is_nil=props is None,
+        ),
     )
     function = ToolFunction(
         Name=str(fn.get("name") or ""),
@@ -105,15 +115,15 @@ def _tool_call_from(raw: Any, what: str) -> ToolCall:
             raise OptionError(
                 f"`{what}.function.arguments` is not valid JSON: {args[:80]!r}", option=what
             ) from None
+    arguments = ToolCallArguments(_mapping(args, f"{what}.function.arguments"), is_nil=args is None)
     function = ToolCallFunction(
-        Index=int(fn.get("index") or 0),
-        Name=str(fn.get("name") or ""),
-        Arguments=OrderedMap(_mapping(args, f"{what}.function.arguments")),
+        Index=int(fn.get("index") or 0), Name=str(fn.get("name") or ""), Arguments=arguments
     )
     return ToolCall(ID=str(raw.get("id") or ""), Function=function)
 
 
-def _message_from(raw: Any, index: int) -> Message:
+def message_from(raw: Any, index: int) -> Message:
+    """One chat message (an Ollama/OpenAI-style JSON object, or a Message) as a Message."""
     if isinstance(raw, Message):
         return raw
     what = f"messages[{index}]"
@@ -135,16 +145,18 @@ def _message_from(raw: Any, index: int) -> Message:
     )
 
 
-def conversation(messages: Iterable[Any], system: str | None) -> tuple[str, list[Message]]:
-    """Ollama's message handling: the default system prompt first, then ``collate``.
-
-    ``system`` (a Modelfile SYSTEM) is put first when the conversation does not start with a
-    system message, as Ollama's chat handler does. Consecutive messages of one role (except
-    ``tool``) merge with a blank line between; every system message also joins ``.System``.
-    """
-    msgs = [_message_from(m, i) for i, m in enumerate(messages)]
+def with_default_system(messages: Iterable[Any], system: str | None) -> list[Message]:
+    """The chat handler's messages: ``system`` (a Modelfile SYSTEM) goes first when the
+    conversation does not start with a system message."""
+    msgs = [message_from(m, i) for i, m in enumerate(messages)]
     if system and (not msgs or msgs[0].Role != "system"):
         msgs.insert(0, Message(Role="system", Content=system))
+    return msgs
+
+
+def collate(msgs: Sequence[Message]) -> tuple[str, list[Message]]:
+    """Ollama's ``collate``: consecutive messages of one role (except ``tool``) merge with a
+    blank line between; every system message also joins the returned system text."""
     systems: list[str] = []
     collated: list[Message] = []
     for msg in msgs:
@@ -159,8 +171,21 @@ def conversation(messages: Iterable[Any], system: str | None) -> tuple[str, list
     return "\n\n".join(systems), collated
 
 
+def conversation(messages: Iterable[Any], system: str | None) -> tuple[str, list[Message]]:
+    """``with_default_system`` then ``collate``."""
+    return collate(with_default_system(messages, system))
+
+
 def tool_list(tools: Iterable[Any] | None) -> ToolList:
     return ToolList((_tool_from(t, i) for i, t in enumerate(tools or ())), is_nil=tools is None)
+
+
+def think_values(think: bool | str | None) -> dict[str, Any]:
+    """``Think``, ``ThinkLevel`` and ``IsThinkSet`` from a request's ``think`` (Ollama's
+    ``ThinkValue``: ``Bool()`` is true for true or a level; ``String()`` is the level, or
+    "medium" for true)."""
+    level = "medium" if think is True else "" if think is None or think is False else str(think)
+    return {"Think": bool(think), "ThinkLevel": level, "IsThinkSet": think is not None}
 
 
 def ollama_template_data(
@@ -174,12 +199,11 @@ def ollama_template_data(
 
     ``messages`` are ``{"role", "content", "tool_calls": [{"function": {"name", "arguments"}}]}``
     dicts (or Message objects); ``tools`` are ``{"type": "function", "function": {...}}``. Both
-    become the typed values Ollama decodes them into, so ``{{ .Function.Arguments }}`` and
-    ``{{ .Function }}`` print JSON in Ollama's field order and JSON-schema keys Ollama drops are
-    dropped. ``.System`` joins every system message; ``system`` is the Modelfile default (see
-    ``conversation``); without messages ``.System`` is ``system`` and ``.Messages`` is empty,
-    so ``prompt``/``response`` fill a one-turn legacy template. ``GoTemplate.render_ollama``
-    runs Ollama's whole procedure, multi-turn legacy templates included.
+    become the typed values Ollama converts them into, so ``{{ .Function.Arguments }}`` and
+    ``{{ json .Tools }}`` print what Ollama prints. ``.System`` joins every system message;
+    ``system`` is the Modelfile default (see ``with_default_system``); without messages
+    ``.System`` is ``system`` and ``.Messages`` is empty, so ``prompt``/``response`` fill a
+    one-turn legacy template. ``GoTemplate.render_ollama`` runs Ollama's whole procedure.
     """
     msgs = list(messages)
     system_text, collated = conversation(msgs, system) if msgs else (system or "", [])
@@ -189,9 +213,19 @@ def ollama_template_data(
         "Response": response or "",
         "Messages": collated,
         "Tools": tool_list(tools),
-        "Think": False,
-        "IsThinkSet": False,
+        **think_values(None),
     }
+
+
+@dataclass(frozen=True)
+class Values:
+    """Ollama's ``template.Values``: what ``Template.Execute`` is given."""
+
+    messages: Sequence[Message] = ()
+    tools: ToolList | None = None
+    prompt: str = ""
+    suffix: str = ""
+    think: bool | str | None = None
 
 
 def tree_identifiers(nodes: list[Any]) -> Iterator[str]:
@@ -206,6 +240,15 @@ def tree_identifiers(nodes: list[Any]) -> Iterator[str]:
             yield from tree_identifiers([node.pipe])
         elif isinstance(node, Branch):
             yield from tree_identifiers([node.pipe, *node.body, *(node.else_body or ())])
+
+
+def with_response(root: list[Any], identifiers: frozenset[str], end: int) -> list[Any]:
+    """Ollama's ``Parse``: a template mentioning neither ``.Messages`` nor ``.Response`` gets
+    ``{{ .Response }}`` appended (at offset ``end``)."""
+    if "messages" in identifiers or "response" in identifiers:
+        return root
+    response = Pipe(end, [], False, [Command(end, [Field(end, ("Response",))])])
+    return [*root, Action(end, response)]
 
 
 def cut_after_response(nodes: list[Any]) -> list[Any]:
@@ -241,35 +284,31 @@ def cut_after_response(nodes: list[Any]) -> list[Any]:
     return walk_list(nodes)
 
 
-def ollama_runs(
-    root: list[Any],
-    identifiers: frozenset[str],
-    end: int,
-    messages: Iterable[Any],
-    tools: Iterable[Any] | None,
-    *,
-    system: str | None,
-    think: bool | None,
+def execute_plan(
+    root: list[Any], identifiers: frozenset[str], values: Values
 ) -> list[tuple[list[Any], Any]]:
-    """The (tree, data) runs Ollama's ``template.Execute`` makes for a chat.
+    """The (tree, data) runs of Ollama's ``Template.Execute`` for ``values``.
 
-    ``root`` is the template's tree, ``identifiers`` its lower-cased names and ``end`` its
-    length, where an appended ``{{ .Response }}`` is placed. See ``GoTemplate.render_ollama``.
+    ``root`` is the parsed tree with ``with_response`` applied. With a prompt and a suffix the
+    template runs once on ``Prompt``/``Suffix`` (fill-in-the-middle; no ``.System``); a
+    template that mentions ``.Messages`` runs once on the collated messages and the tools;
+    any other (legacy) template runs once per exchange on ``System``/``Prompt``/``Response``,
+    the last run cut after its ``.Response``.
     """
-    system_text, collated = conversation(messages, system)
-    common = {"Think": bool(think), "IsThinkSet": think is not None}
+    system_text, collated = collate(values.messages)
+    common = think_values(values.think)
+    if values.prompt and values.suffix:
+        fim = {"Prompt": values.prompt, "Suffix": values.suffix, "Response": ""}
+        return [(root, fim | common)]
     if "messages" in identifiers or "document" in identifiers:
         data = {
             "System": system_text,
             "Messages": collated,
-            "Tools": tool_list(tools),
+            "Tools": values.tools if values.tools is not None else ToolList(is_nil=True),
             "Response": "",
         }
         data |= {"Query": "", "Document": "", "Instruction": ""}
         return [(root, data | common)]
-    if "response" not in identifiers:
-        response = Pipe(end, [], False, [Command(end, [Field(end, ("Response",))])])
-        root = [*root, Action(end, response)]
     runs: list[tuple[list[Any], Any]] = []
     turn = {"System": "", "Prompt": "", "Response": ""}
     for msg in collated:

@@ -1,8 +1,27 @@
-"""Ollama's API values as its templates see them: Go field names, Go printing, Go JSON.
+"""Ollama's values as its templates see them: Go field names, Go printing, Go JSON.
 
-``Message``, ``ToolCall``, ``Tool`` and their parts are frozen dataclasses named and laid out
-like Ollama's ``api`` structs, so ``{{ .Function.Arguments }}`` or ``{{ json .Tools }}`` give
-the text Ollama gives, in Ollama's field order.
+Matched against Ollama's main branch as of 2026 (the v0.14+ line): ``template/template.go``
+converts ``api.Message``/``api.Tool`` into template-only types before executing a template
+(``templateMessage``, ``templateToolCall``, ``templateTool``, ...), and ``api/types.go``
+defines ``api.ToolProperty`` (``anyOf type items description enum properties required``, all
+``omitempty``). What that gives a template, and what the classes here reproduce:
+
+- tool-call ``Arguments`` (``templateArgs``) and top-level tool ``Properties``
+  (``templateProperties``) are plain Go maps: ``range``, printing and ``json`` go in sorted
+  key order, whatever order the request used; printing gives their JSON (a nil map prints
+  ``{}``, its ``json`` is ``null``);
+- ``templateToolFunction`` has ``json:"description"`` without ``omitempty``, so a tool
+  without a description encodes ``"description":""``;
+- nested object parameters are ``api.ToolProperty`` values whose own ``properties`` keep
+  the request's order (``*api.ToolPropertiesMap``) and whose ``required`` is kept;
+- ``templateMessage``, ``templateToolCall`` and ``templateToolCallFunction`` have no JSON
+  tags: ``{{ json . }}`` on them uses the Go field names (``{"Role":...}``).
+
+One deliberate difference: since v0.14 Ollama prints ``{{ .Function }}`` of a tool (and
+``{{ . }}`` of a tool, ``{{ .Function.Parameters }}``) as a raw Go struct, because the
+template types lost the ``String()`` methods ``api.Tool``/``api.ToolFunction`` had. That is
+an acknowledged Ollama bug; templates written for Ollama (Qwen 2.5's among them) expect
+JSON there, so these print as their JSON, as Ollama did before v0.14.
 """
 
 from __future__ import annotations
@@ -12,45 +31,69 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from llamahost.chat.gotemplate.gofmt import format_value, go_json, json_string
+from llamahost.chat.gotemplate.gojson import JSONFields, write_json
+from llamahost.chat.gotemplate.limits import Sink
+
+
+def _is_empty(value: Any) -> bool:
+    """Go's ``omitempty`` test for the field types used here."""
+    if value is None or value is False:
+        return True
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value == 0
+    if getattr(value, "is_nil", False):
+        return True
+    return isinstance(value, str | tuple | list) and len(value) == 0
 
 
 class GoStruct:
     """Base of the frozen dataclasses that stand for Ollama's Go structs in templates.
 
-    Fields keep Go's names (``Role``, ``ToolCalls``); ``json_tags`` holds each field's Go JSON
-    tag, in declaration order, which ``json`` follows (``omitempty`` drops empty values).
+    Fields keep Go's names (``Role``, ``ToolCalls``). ``json_tags`` holds each field's Go
+    JSON tag in declaration order (``omitempty`` drops empty values); an empty ``json_tags``
+    means the struct has no tags and encodes its fields under their Go names. Fields named
+    in ``nil_when_empty`` are Go slices that are nil when empty (``json`` gives ``null``);
+    ``interface_fields`` are ``any`` fields, empty only when nil.
     """
 
     go_type: ClassVar[str] = "struct"
     json_tags: ClassVar[str] = ""
+    nil_when_empty: ClassVar[frozenset[str]] = frozenset()
+    interface_fields: ClassVar[frozenset[str]] = frozenset()
 
-    def go_json(self) -> str:
-        """Encode like ``json.Marshal`` with the struct's tags."""
-        parts = []
-        for f, tag in zip(dataclasses.fields(self), self.json_tags.split(), strict=True):  # type: ignore[arg-type]
+    def go_json_value(self) -> JSONFields:
+        """The fields ``json.Marshal`` writes, in order (Go's struct encoding)."""
+        fields = dataclasses.fields(self)  # type: ignore[arg-type]
+        tags = self.json_tags.split() or [f.name for f in fields]
+        pairs = JSONFields()
+        for f, tag in zip(fields, tags, strict=True):
             key, _, option = tag.partition(",")
             value = getattr(self, f.name)
-            if option == "omitempty" and (value is None or value is False or value in (0, "", ())):
+            if option == "omitempty" and (
+                value is None if f.name in self.interface_fields else _is_empty(value)
+            ):
                 continue
-            parts.append(json_string(key) + ":" + go_json(value))
-        return "{" + ",".join(parts) + "}"
+            if f.name in self.nil_when_empty and not value:
+                value = None
+            pairs.append((key, value))
+        return pairs
 
 
 class _JSONStringer(GoStruct):
-    """A struct with a ``String()`` method that returns its JSON, as several Ollama types have."""
+    """A struct that prints as its JSON (see the module doc for why)."""
 
-    def go_string(self) -> str:
-        return self.go_json()
+    def go_print(self, out: Sink) -> None:
+        write_json(out, self)
 
 
 class OrderedMap(Mapping[str, Any]):
-    """A JSON object that keeps insertion order (Ollama's tool-call arguments and tool properties).
+    """A JSON object that keeps insertion order (``api.ToolPropertiesMap``, and any object
+    whose key order matters, such as the config blobs ``create`` writes).
 
-    It prints as, and ``json`` encodes it to, its JSON in that order; ``range`` keeps that order.
+    It ranges, prints and encodes in insertion order; printing gives its JSON.
     """
 
-    go_type = "api.ToolCallFunctionArguments"
+    go_type = "*api.ToolPropertiesMap"
 
     def __init__(self, items: Mapping[str, Any] | Iterable[tuple[str, Any]] = ()) -> None:
         self._items = dict(items)
@@ -68,15 +111,60 @@ class OrderedMap(Mapping[str, Any]):
         return f"OrderedMap({self._items!r})"
 
     def go_map_items(self) -> list[tuple[str, Any]]:
-        """The entries in insertion order, the order ``range`` and printing follow."""
+        """The entries in insertion order, the order ``range``, printing and JSON follow."""
         return list(self._items.items())
 
-    def go_json(self) -> str:
-        items = self._items.items()
-        return "{" + ",".join(json_string(str(k)) + ":" + go_json(v) for k, v in items) + "}"
+    def go_print(self, out: Sink) -> None:
+        write_json(out, self)
 
-    def go_string(self) -> str:
-        return self.go_json()
+
+class _StringerMap(Mapping[str, Any]):
+    """A Go ``map[string]T`` with a ``String()`` method that returns its JSON.
+
+    Sorted by key for ``range``, printing and ``json``, like any Go map. ``is_nil`` marks a
+    nil map: it prints ``{}`` (the ``String()`` methods check for nil) but encodes ``null``.
+    """
+
+    go_type: ClassVar[str] = "map[string]interface {}"
+
+    def __init__(
+        self, items: Mapping[str, Any] | Iterable[tuple[str, Any]] = (), *, is_nil: bool = False
+    ) -> None:
+        self._items = dict(items)
+        self.is_nil = is_nil and not self._items
+
+    def __getitem__(self, key: str) -> Any:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._items!r}{', is_nil=True' if self.is_nil else ''})"
+
+    def go_print(self, out: Sink) -> None:
+        if self.is_nil:
+            out.write("{}")
+        else:
+            write_json(out, self._items)
+
+    def go_json_value(self) -> dict[str, Any] | None:
+        return None if self.is_nil else self._items
+
+
+class ToolCallArguments(_StringerMap):
+    """Ollama's ``templateArgs``: a tool call's arguments, in sorted key order."""
+
+    go_type = "template.templateArgs"
+
+
+class ToolProperties(_StringerMap):
+    """Ollama's ``templateProperties``: a tool's top-level parameters, in sorted key order."""
+
+    go_type = "template.templateProperties"
 
 
 class PropertyType(tuple[str, ...]):
@@ -84,103 +172,90 @@ class PropertyType(tuple[str, ...]):
 
     go_type = "api.PropertyType"
 
-    def go_json(self) -> str:
-        return json_string(self[0]) if len(self) == 1 else go_json(list(self))
+    def go_json_value(self) -> Any:
+        return self[0] if len(self) == 1 else list(self)
 
-    def go_string(self) -> str:
-        return self[0] if len(self) == 1 else format_value(list(self)) if self else ""
+    def go_print(self, out: Sink) -> None:
+        if len(self) == 1:
+            out.write(self[0])
+        elif self:
+            out.write("[" + " ".join(self) + "]")
 
 
 class ToolList(list[Any]):
-    """Ollama's ``api.Tools``: prints as its JSON; ``is_nil`` marks a request without tools."""
+    """Ollama's ``templateTools``: prints as its JSON; ``is_nil`` marks a request without tools."""
 
-    go_type = "api.Tools"
+    go_type = "template.templateTools"
 
     def __init__(self, tools: Iterable[Any] = (), *, is_nil: bool = False) -> None:
         super().__init__(tools)
         self.is_nil = is_nil and not self
 
-    def go_json(self) -> str:
-        return "null" if self.is_nil else "[" + ",".join(go_json(t) for t in self) + "]"
+    def go_json_value(self) -> list[Any] | None:
+        return None if self.is_nil else list(self)
 
-    def go_string(self) -> str:
-        return self.go_json()
+    def go_print(self, out: Sink) -> None:
+        write_json(out, self)
 
 
 _NO_TYPE = PropertyType()
 
-
-@dataclass(frozen=True)
-class ToolCallFunction(GoStruct):
-    """``api.ToolCallFunction``: which tool to call, with what arguments."""
-
-    go_type = "api.ToolCallFunction"
-    json_tags = "index name arguments"
-    Index: int = 0
-    Name: str = ""
-    Arguments: OrderedMap = field(default_factory=OrderedMap)
-
-
-@dataclass(frozen=True)
-class ToolCall(GoStruct):
-    """``api.ToolCall``: one tool call an assistant message made."""
-
-    go_type = "api.ToolCall"
-    json_tags = "id,omitempty function"
-    ID: str = ""
-    Function: ToolCallFunction = field(default_factory=ToolCallFunction)
-
-
-@dataclass(frozen=True)
-class Message(GoStruct):
-    """``api.Message``: one chat message as Ollama's templates see it."""
-
-    go_type = "*api.Message"
-    json_tags = "role content thinking,omitempty images,omitempty tool_calls,omitempty"
-    json_tags += " tool_name,omitempty tool_call_id,omitempty"
-    Role: str = ""
-    Content: str = ""
-    Thinking: str = ""
-    Images: tuple[Any, ...] = ()
-    ToolCalls: tuple[ToolCall, ...] = ()
-    ToolName: str = ""
-    ToolCallID: str = ""
+_TS_TYPES = {"string": "string", "number": "number", "integer": "number", "boolean": "boolean"}
+_TS_TYPES |= {"array": "any[]", "object": "Record<string, any>", "null": "null"}
 
 
 @dataclass(frozen=True)
 class ToolProperty(GoStruct):
-    """``api.ToolProperty``: the JSON schema of one tool parameter (the keys Ollama keeps)."""
+    """``api.ToolProperty``: the JSON schema of one tool parameter (the keys Ollama keeps).
+
+    Not a Stringer: ``{{ $prop }}`` prints the Go struct, ``{{ $prop.Type }}`` the type.
+    """
 
     go_type = "api.ToolProperty"
     json_tags = "anyOf,omitempty type,omitempty items,omitempty description,omitempty"
-    json_tags += " enum,omitempty properties,omitempty"
+    json_tags += " enum,omitempty properties,omitempty required,omitempty"
+    interface_fields = frozenset({"Items"})
     AnyOf: tuple[ToolProperty, ...] = ()
     Type: PropertyType = _NO_TYPE
     Items: Any = None
     Description: str = ""
     Enum: tuple[Any, ...] = ()
     Properties: OrderedMap | None = None
+    Required: tuple[str, ...] = ()
+
+    def to_typescript_type(self) -> str:
+        """``ToolProperty.ToTypeScriptType`` (Ollama's ``toTypeScriptType`` template func)."""
+        if self.AnyOf:
+            return " | ".join(p.to_typescript_type() for p in self.AnyOf)
+        return " | ".join(_TS_TYPES.get(t, "any") for t in self.Type) or "any"
 
 
 @dataclass(frozen=True)
 class ToolFunctionParameters(_JSONStringer):
-    """``api.ToolFunctionParameters``: a tool's parameter schema."""
+    """``templateToolFunctionParameters``: a tool's parameter schema."""
 
-    go_type = "api.ToolFunctionParameters"
+    go_type = "template.templateToolFunctionParameters"
     json_tags = "type $defs,omitempty items,omitempty required,omitempty properties"
+    interface_fields = frozenset({"Defs", "Items"})
     Type: str = ""
     Defs: Any = None
     Items: Any = None
     Required: tuple[str, ...] = ()
-    Properties: OrderedMap | None = None
+    Properties: ToolProperties = field(default_factory=lambda: ToolProperties(is_nil=True))
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.Properties, ToolProperties):
+            props = self.Properties
+            value = ToolProperties(props or (), is_nil=props is None)
+            object.__setattr__(self, "Properties", value)
 
 
 @dataclass(frozen=True)
 class ToolFunction(_JSONStringer):
-    """``api.ToolFunction``: a tool's name, description and parameters."""
+    """``templateToolFunction``: a tool's name, description and parameters."""
 
-    go_type = "api.ToolFunction"
-    json_tags = "name description,omitempty parameters"
+    go_type = "template.templateToolFunction"
+    json_tags = "name description parameters"
     Name: str = ""
     Description: str = ""
     Parameters: ToolFunctionParameters = field(default_factory=ToolFunctionParameters)
@@ -188,10 +263,51 @@ class ToolFunction(_JSONStringer):
 
 @dataclass(frozen=True)
 class Tool(_JSONStringer):
-    """``api.Tool``: one tool offered to the model."""
+    """``templateTool``: one tool offered to the model."""
 
-    go_type = "api.Tool"
+    go_type = "template.templateTool"
     json_tags = "type items,omitempty function"
+    interface_fields = frozenset({"Items"})
     Type: str = ""
     Items: Any = None
     Function: ToolFunction = field(default_factory=ToolFunction)
+
+
+@dataclass(frozen=True)
+class ToolCallFunction(GoStruct):
+    """``templateToolCallFunction``: which tool to call, with what arguments (no JSON tags)."""
+
+    go_type = "template.templateToolCallFunction"
+    Index: int = 0
+    Name: str = ""
+    Arguments: ToolCallArguments = field(default_factory=lambda: ToolCallArguments(is_nil=True))
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.Arguments, ToolCallArguments):
+            args = self.Arguments
+            value = ToolCallArguments(args or (), is_nil=args is None)
+            object.__setattr__(self, "Arguments", value)
+
+
+@dataclass(frozen=True)
+class ToolCall(GoStruct):
+    """``templateToolCall``: one tool call an assistant message made (no JSON tags)."""
+
+    go_type = "template.templateToolCall"
+    ID: str = ""
+    Function: ToolCallFunction = field(default_factory=ToolCallFunction)
+
+
+@dataclass(frozen=True)
+class Message(GoStruct):
+    """``templateMessage``: one chat message as Ollama's templates see it (no JSON tags)."""
+
+    go_type = "*template.templateMessage"
+    nil_when_empty = frozenset({"Images", "ToolCalls"})
+    Role: str = ""
+    Content: str = ""
+    Thinking: str = ""
+    Images: tuple[Any, ...] = ()
+    ToolCalls: tuple[ToolCall, ...] = ()
+    ToolName: str = ""
+    ToolCallID: str = ""
