@@ -5,6 +5,8 @@ so the upload URLs the registry hands out point back through the proxy) and logs
 Per test, it can be told to:
 
 - cut the next GET of a blob after a fraction of its body (the connection is closed),
+- trickle the next GET of a blob: a part of its body at once, then one byte per interval
+  (a peer that never quite stops, which no socket timeout notices),
 - flip one byte in the middle of the next GET of a blob,
 - drop the ``Range`` header of the next GET of a blob (so the registry answers 200),
 - demand a Bearer token (it serves the token at ``/token`` itself) or Basic credentials,
@@ -49,8 +51,8 @@ class ProxiedRequest:
     body_bytes: int = 0
     """Response body bytes sent to the client."""
     fault: str | None = None
-    """``"cut"``, ``"flip"``, ``"range ignored"``, ``"redirect"``, ``"auth"``, ``"token"``,
-    or None."""
+    """``"cut"``, ``"flip"``, ``"trickle"``, ``"range ignored"``, ``"redirect"``, ``"auth"``,
+    ``"token"``, or None."""
     cut_at: int | None = None
 
     @property
@@ -63,6 +65,7 @@ class ProxiedRequest:
 @dataclass
 class _Faults:
     cut: dict[str, float] = field(default_factory=dict)
+    trickle: dict[str, tuple[int, float]] = field(default_factory=dict)  # bytes first, interval
     flip: set[str] = field(default_factory=set)
     ignore_range: set[str] = field(default_factory=set)
     bearer: tuple[str, str, str] | None = None  # token, realm, service
@@ -76,6 +79,7 @@ class FaultProxy:
     def __init__(self, upstream: str | None, *, bind_host: str = "127.0.0.1") -> None:
         self.upstream = upstream
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
         self._log: list[ProxiedRequest] = []
         self._faults = _Faults()
         self._server = ThreadingHTTPServer((bind_host, 0), _Handler)
@@ -96,7 +100,8 @@ class FaultProxy:
         return f"127.0.0.1:{self.port}"
 
     def stop(self) -> None:
-        """Stop serving and close the listening socket."""
+        """Stop serving and close the listening socket (a trickle in progress ends)."""
+        self._stopping.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
@@ -107,6 +112,12 @@ class FaultProxy:
         """Close the connection of the next GET of ``digest`` after ``fraction`` of its body."""
         with self._lock:
             self._faults.cut[digest] = fraction
+
+    def trickle_next_blob(self, digest: str, *, first: int, interval_s: float) -> None:
+        """Send the next GET of ``digest`` its first ``first`` bytes at once, then one byte
+        every ``interval_s`` seconds until the client gives up (or the body ends)."""
+        with self._lock:
+            self._faults.trickle[digest] = (first, interval_s)
 
     def flip_next_blob(self, digest: str) -> None:
         """Invert one byte in the middle of the body of the next GET of ``digest``."""
@@ -174,6 +185,12 @@ class FaultProxy:
             flip = digest in self._faults.flip
             self._faults.flip.discard(digest)
         return cut, flip
+
+    def _take_trickle(self, digest: str | None) -> tuple[int, float] | None:
+        if digest is None:
+            return None
+        with self._lock:
+            return self._faults.trickle.pop(digest, None)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -262,9 +279,10 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             upstream.close()
         record.status = response.status
-        cut, flip = (None, False)
+        cut, flip, trickle = None, False, None
         if response.status in (200, 206):
             cut, flip = self.proxy._take(digest)
+            trickle = self.proxy._take_trickle(digest)
         self.send_response(response.status)
         for name, value in response.getheaders():
             if name.lower() not in _NOT_COPIED_BACK:
@@ -281,12 +299,32 @@ class _Handler(BaseHTTPRequestHandler):
         if cut is not None:
             record.fault, record.cut_at = "cut", int(len(data) * cut)
             data = data[: record.cut_at]
+        if trickle is not None:
+            record.fault = "trickle"
+            self._trickle(record, data, *trickle)
+            return
         self.wfile.write(data)
         record.body_bytes = len(data)
         if cut is not None:
             self.wfile.flush()
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_WR)
+
+    def _trickle(self, record: ProxiedRequest, data: bytes, first: int, interval_s: float) -> None:
+        """Write ``data[:first]``, then a byte per ``interval_s`` until the client leaves."""
+        self.close_connection = True
+        try:
+            self.wfile.write(data[:first])
+            self.wfile.flush()
+            record.body_bytes = min(first, len(data))
+            for offset in range(first, len(data)):
+                if self.proxy._stopping.wait(interval_s):
+                    return
+                self.wfile.write(data[offset : offset + 1])
+                self.wfile.flush()
+                record.body_bytes = offset + 1
+        except OSError:
+            return  # the client gave up: what the trickle is for
 
     def _reply(
         self,

@@ -7,9 +7,11 @@ or through a FaultProxy that cuts, corrupts, redirects or demands credentials.
 
 from __future__ import annotations
 
+import http.client
 import json
 import random
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +21,7 @@ from fault_proxy import FaultProxy
 from registry_fixtures import RegistryServer
 
 from llamahost.errors import (
+    BlobError,
     BlobNotFoundError,
     DigestMismatchError,
     RegistryAuthError,
@@ -31,6 +34,7 @@ from llamahost.store.blobs import BlobStore
 from llamahost.store.digests import Digest
 from llamahost.store.manifests import (
     CONFIG_MEDIA_TYPE,
+    MANIFEST_MEDIA_TYPE,
     MEDIA_TYPE_MODEL,
     MEDIA_TYPE_PARAMS,
     Layer,
@@ -469,3 +473,73 @@ def test_parse_challenge_reads_quoted_and_bare_parameters() -> None:
         {"realm": "https://r.example/token", "service": "r.example", "scope": "a:b:pull,push"},
     )
     assert parse_challenge('Basic realm="x \\"y\\""') == ("basic", {"realm": 'x "y"'})
+
+
+def test_a_trickled_blob_stalls_keeps_its_partial_and_the_next_pull_resumes(
+    fault_proxy: FaultProxy, pushed: tuple[ModelName, Manifest, bytes], tmp_path: Path
+) -> None:
+    """One byte every 0.2 s keeps any socket timeout happy; the stall window catches it."""
+    name, manifest, original = at_host(pushed[0], fault_proxy.host), pushed[1], pushed[2]
+    digest = model_digest(manifest)
+    fault_proxy.trickle_next_blob(digest, first=MODEL_BYTES // 4, interval_s=0.2)
+    root = tmp_path / "store"
+    started = time.monotonic()
+
+    with pytest.raises(RegistryConnectionError) as caught:
+        client(max_retries=0, timeout=1.0, stall_timeout_s=1.0).pull(name, root)
+
+    assert time.monotonic() - started < 10
+    message = str(caught.value)
+    assert message.startswith(f"pull {name.display_long()}: downloading blob {digest} failed")
+    assert "the transfer stalled" in message and "at least 1 KiB/s over 1 s" in message
+    assert "kept in a .partial file, and pulling again resumes from there" in message
+    [trickled] = fault_proxy.blob_gets(digest)
+    assert trickled.fault == "trickle"
+    partial = BlobStore(root).partial_path(Digest.parse(digest))
+    kept = partial.stat().st_size
+    assert MODEL_BYTES // 4 <= kept <= trickled.body_bytes < MODEL_BYTES // 4 + 20
+    assert not ManifestStore(root).has(name)
+
+    client().pull(name, root)  # the trickle was one-shot: this resumes where it stopped
+
+    resumed = fault_proxy.blob_gets(digest)[-1]
+    assert resumed.headers["range"] == f"bytes={kept}-"
+    assert resumed.body_bytes == MODEL_BYTES - kept
+    assert ManifestStore(root).path(name).read_bytes() == original
+    assert not partial.exists()
+
+
+def put_manifest(host: str, name: ModelName, data: bytes) -> None:
+    """PUT manifest bytes straight to the registry (it accepts any declared layer size)."""
+    connection = http.client.HTTPConnection(host, timeout=10)
+    try:
+        path = f"/v2/{name.namespace}/{name.model}/manifests/{name.tag}"
+        connection.request("PUT", path, body=data, headers={"Content-Type": MANIFEST_MEDIA_TYPE})
+        assert connection.getresponse().status == 201
+    finally:
+        connection.close()
+
+
+def test_a_pull_larger_than_the_free_disk_space_fails_before_downloading(
+    fault_proxy: FaultProxy,
+    registry_server: RegistryServer,
+    pushed: tuple[ModelName, Manifest, bytes],
+    tmp_path: Path,
+) -> None:
+    name, manifest = pushed[0], pushed[1]
+    weights = manifest.layers_of(MEDIA_TYPE_MODEL)[0]
+    petabyte = Layer(weights.media_type, weights.digest, 10**15)
+    huge = ModelName(name.host, name.namespace, name.model, "huge")
+    put_manifest(registry_server.host, huge, Manifest(manifest.config, (petabyte,)).to_json())
+    root = tmp_path / "store"
+    through_proxy = at_host(huge, fault_proxy.host)
+
+    with pytest.raises(BlobError, match="not enough disk space") as caught:
+        client().pull(through_proxy, root)
+
+    message = str(caught.value)
+    assert message.startswith(f"pull {through_proxy.display_long()}: not enough disk space: ")
+    assert "1.0 PB are needed" in message and " are free" in message
+    assert [r for r in fault_proxy.requests if r.blob_digest] == []  # nothing downloaded
+    assert not ManifestStore(root).has(through_proxy)
+    client().pull(at_host(name, fault_proxy.host), root)  # a pull that fits still works

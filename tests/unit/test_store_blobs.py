@@ -455,3 +455,15 @@ def test_import_file_through_a_symlink_links_the_real_file(tmp_path) -> None:
     assert not blob.is_symlink()
     assert blob.stat().st_ino == real.stat().st_ino
     assert blob.read_bytes() == real.read_bytes()
+
+
+@pytest.mark.skipif(blobs_module.fcntl is None, reason="needs flock")
+def test_a_partial_file_being_written_is_never_pruned(tmp_path):
+    store = BlobStore(tmp_path)
+    with store.resume(DATA_DIGEST, len(DATA)) as live:
+        live.write(DATA[:1000])
+        os.utime(live.path, (1.0, 1.0))  # ancient, but its writer is alive
+        assert store.prune_partials(0) == []
+        assert live.path.exists()
+    # closed (as a killed writer's would be): now it is abandoned
+    assert store.remove_stale_partials(0) == [(store.partial_path(DATA_DIGEST), 1000)]

@@ -407,3 +407,43 @@ def test_prune_keeps_every_blob_when_a_newer_layout_exists(tmp_path):
     assert report.blobs == ()
     assert blobs.has(orphan)
     assert "manifests-v2" in report.problems[0].reason
+
+
+DEEP = b"[" * 200_000 + b"]" * 200_000
+
+
+def test_a_deeply_nested_or_oversized_manifest_is_skipped_never_fatal(tmp_path, caplog):
+    blobs, store = BlobStore(tmp_path), ManifestStore(tmp_path)
+    good = manifest_for(blobs, b"good weights")
+    store.write(ModelName.parse("good"), good)
+    deep = ModelName.parse("deep").manifest_path(tmp_path)
+    deep.parent.mkdir(parents=True)
+    deep.write_bytes(DEEP)
+    nested_layers = ModelName.parse("nested").manifest_path(tmp_path)
+    nested_layers.parent.mkdir(parents=True)
+    nested_layers.write_bytes(b'{"schemaVersion":2,"layers":[' + DEEP + b"]}")
+    huge = ModelName.parse("huge").manifest_path(tmp_path)
+    huge.parent.mkdir(parents=True)
+    huge.write_bytes(b'{"pad":"' + b"x" * (5 << 20) + b'"}')
+
+    with caplog.at_level(logging.WARNING, logger="llamahost.store"):
+        listing = store.list()
+
+    assert [e.name for e in listing] == [ModelName.parse("good")]
+    reasons = {p.path: p.reason for p in listing.problems}
+    assert set(reasons) == {deep, nested_layers, huge}
+    assert "nest deeper than 64 levels" in reasons[deep]
+    assert "nest deeper than 64 levels" in reasons[nested_layers]
+    assert "larger than the 4194304-byte limit" in reasons[huge]
+    assert str(tmp_path) not in reasons[deep]  # messages name the model, not the folder
+    with pytest.raises(ManifestError, match="nest deeper"):
+        store.read(ModelName.parse("deep"))
+    with pytest.raises(ManifestError, match="nest deeper"):
+        Manifest.from_json(DEEP)
+
+    orphan = blobs.write(b"nobody uses this")
+    report = store.prune(blobs)
+    assert report.blobs == (orphan,)
+    assert {p.path for p in report.problems} == {deep, nested_layers, huge}
+    store.delete(ModelName.parse("deep"))  # rm of a corrupt manifest works too
+    assert store.read(ModelName.parse("good")) == good

@@ -39,6 +39,8 @@ VALID = [
     ("m:" + "t" * 80, R, L, "m", "t" * 80),
     ("n" * 80 + "/m", R, "n" * 80, "m", "latest"),
     ("h" * 350 + "/ns/m", "h" * 350, "ns", "m", "latest"),
+    ("h:1/ns/m", "h:1", "ns", "m", "latest"),
+    ("h:65535/ns/m", "h:65535", "ns", "m", "latest"),
 ]
 
 INVALID = [
@@ -58,6 +60,12 @@ INVALID = [
     ("x:-y", "the tag '-y'"),
     ("my.ns/model", "the namespace 'my.ns'"),
     ("localhost:5000/model", "the namespace 'localhost:5000'"),
+    ("host:99999999/ns/m", "the port '99999999' of the host 'host:99999999' must be a number"),
+    ("host:abc/ns/m", "the port 'abc' of the host 'host:abc' must be a number from 1 to 65535"),
+    ("host:0/ns/m", "the port '0'"),
+    ("host:65536/ns/m", "the port '65536'"),
+    ("host:/ns/m", "the port ''"),
+    ("a:1:2/ns/m", "the host 'a:1:2' has more than one ':'"),
     ("model:a:b", "the model 'model:a'"),
     ("mod el", "the model 'mod el'"),
     ("mod\u00e8l", "(ASCII)"),

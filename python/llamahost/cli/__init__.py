@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 from llamahost.cli.commands import build_parser, fail
 from llamahost.cli.run import run_command
+from llamahost.cli.store_check import store_problem
 from llamahost.errors import LlamahostError
 from llamahost.store.model_store import ModelStore
 
@@ -70,7 +71,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return handler(args, ModelStore())
+        store = ModelStore()
+        problem = store_problem(store, writable=getattr(args, "writes_store", False))
+        if problem is not None:
+            return fail(problem)
+        return handler(args, store)
     except LlamahostError as exc:
         return fail(str(exc))
     except KeyboardInterrupt:

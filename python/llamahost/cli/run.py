@@ -29,6 +29,7 @@ from typing import Any
 
 from llamahost.cli.display import AnswerWriter, stats_text
 from llamahost.cli.progress import ProgressPrinter
+from llamahost.cli.store_check import store_problem
 from llamahost.engine.model import Model
 from llamahost.engine.responses import ChatChunk, Metrics
 from llamahost.engine.structured import Format
@@ -62,16 +63,22 @@ def pull_model(store: ModelStore, text: str, *, insecure: bool = False) -> Model
 def ensure_model(store: ModelStore, text: str, *, insecure: bool = False) -> ModelName:
     """The store name of `text`, pulling the model first when the store does not have it.
 
-    A failed pull raises a RegistryError that also says the model is not in the store.
+    A failed pull raises a RegistryError that also says the model is not in the store
+    (naming the folder) and why the pull failed (e.g. which registry could not be reached).
     """
     name = model_name_arg(text)
     if store.has(name):
         return name
+    problem = store_problem(store, writable=True)  # before any progress output
+    if problem is not None:
+        raise OptionError(problem, "LLAMAHOST_MODELS")
     try:
         return pull_model(store, text, insecure=insecure)
     except RegistryError as exc:
+        reason = str(exc).removeprefix(f"pull {name.display_long()}: ")
         raise RegistryError(
-            f"model '{name.display_shortest()}' is not in the store, and pulling it failed: {exc}",
+            f"model '{name.display_shortest()}' is not in the store ({store.root}), and "
+            f"pulling it failed: {reason}",
             status=exc.status,
             code=exc.code,
         ) from exc

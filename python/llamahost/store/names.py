@@ -16,9 +16,11 @@ Each part follows the rules of Ollama's ``types/model/name.go``:
     model       letter, digit, ``_``   letters, digits, ``_-.``    1-80
     tag         letter, digit, ``_``   letters, digits, ``_-.``    1-80
 
-Letters and digits are ASCII only. Valid: ``llama3``, ``Llama3:8B``, ``qwen2.5-coder:1.5b``,
-``_x/_y:_z``, ``localhost:11434/me/model:v1.0``, ``http://host/ns/model``.
+Letters and digits are ASCII only. A ``:`` in the host starts its port, a number from 1 to
+65535. Valid: ``llama3``, ``Llama3:8B``, ``qwen2.5-coder:1.5b``, ``_x/_y:_z``,
+``localhost:11434/me/model:v1.0``, ``http://host/ns/model``.
 Invalid: ``""``, ``:latest`` (no model), ``llama3:`` (empty tag), ``ns/`` (empty model),
+``host:99999999/ns/m`` and ``host:abc/ns/m`` (the port), ``a:1:2/ns/m`` (two ports),
 ``a/b/c/d`` (too many parts), ``-x`` / ``.x`` / ``x:.y`` (bad first character),
 ``my.ns/model`` (a dot in the namespace), ``model:a:b``, ``mod el``, ``modèl``,
 ``../etc/passwd``, ``model@sha256:...`` (see :func:`split_digest`), ``ftp://host/ns/model``.
@@ -56,6 +58,7 @@ _PART_PATTERNS = {
     for part, (extra, _) in _PART_RULES.items()
 }
 _ALLOWED_SCHEMES = ("http", "https")
+_MAX_PORT = 65535
 
 
 def _check_part(part: str, value: str, text: str) -> None:
@@ -74,6 +77,25 @@ def _check_part(part: str, value: str, text: str) -> None:
         raise InvalidNameError(
             f"invalid model name {text!r}: the {part} {value!r} must start with a letter, "
             f"digit or '_' and contain only {allowed} (ASCII)",
+            text,
+        )
+
+
+def _check_port(host: str, text: str) -> None:
+    """Raise InvalidNameError unless the port after a ``:`` in ``host`` is 1..65535."""
+    _, colon, port = host.partition(":")
+    if not colon:
+        return
+    if ":" in port:
+        raise InvalidNameError(
+            f"invalid model name {text!r}: the host {host!r} has more than one ':'; "
+            "write it as <host> or <host>:<port>",
+            text,
+        )
+    if not port.isdigit() or not 1 <= int(port) <= _MAX_PORT:
+        raise InvalidNameError(
+            f"invalid model name {text!r}: the port {port!r} of the host {host!r} must be "
+            f"a number from 1 to {_MAX_PORT}",
             text,
         )
 
@@ -114,6 +136,7 @@ class ModelName:
                     f"model name {part} must be a string, got {type(value).__name__}", value
                 )
             _check_part(part, value, text)
+        _check_port(self.host, text)
 
     @classmethod
     def parse(cls, text: str) -> ModelName:
@@ -150,6 +173,7 @@ class ModelName:
         for part, value in (("host", host), ("namespace", namespace), ("model", model)):
             _check_part(part, value, text)
         _check_part("tag", tag, text)
+        _check_port(host, text)
         return cls(host, namespace, model, tag)
 
     def _folded(self) -> tuple[str, str, str, str]:
