@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from llamahost.chat.gotemplate.limits import CHUNK, Sink, unbounded_sink
+from llamahost.chat.gotemplate.limits import CHUNK, Sink
 from llamahost.errors import TemplateLimitError
 
 
@@ -362,15 +362,6 @@ def short_value(v: Any, limit: int = 200) -> str:
     return out.getvalue()
 
 
-def format_value(v: Any) -> str:
-    """Go's ``fmt`` ``%v`` of a value, unbounded (for messages and callers outside a render)."""
-    if isinstance(v, str):
-        return v
-    out = unbounded_sink()
-    print_arg(out, v, "v")
-    return out.getvalue()
-
-
 # --- Sprint, Sprintln, Sprintf ----------------------------------------------------------------
 
 
@@ -530,17 +521,3 @@ def sprintf_into(out: Sink, fmt: str, args: list[Any]) -> None:
                 out.write(go_type_name(arg) + "=")
                 print_arg(out, arg, "v")
         out.write(")")
-
-
-def sprintf(fmt: str, args: list[Any]) -> str:
-    """Go's ``fmt.Sprintf``, unbounded (for callers outside a render)."""
-    out = unbounded_sink()
-    sprintf_into(out, fmt, args)
-    return out.getvalue()
-
-
-def sprint(args: list[Any]) -> str:
-    """Go's ``fmt.Sprint``, unbounded (for callers outside a render)."""
-    out = unbounded_sink()
-    sprint_into(out, args)
-    return out.getvalue()

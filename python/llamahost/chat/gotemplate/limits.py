@@ -143,6 +143,7 @@ class Sink:
     def getvalue(self) -> str:
         if len(self.parts) > 1:
             self.parts[:] = ["".join(self.parts)]
+            self._joined = 1
         return self.parts[0] if self.parts else ""
 
 
