@@ -281,11 +281,14 @@ def send(
     try:
         connection.connect()
         sock = connection.sock
-        if callable(body):
-            with body() as stream:
-                connection.request(method, target, body=stream, headers=dict(headers))
-        else:
-            connection.request(method, target, body=body, headers=dict(headers))
+        try:
+            if callable(body):
+                with body() as stream:
+                    connection.request(method, target, body=stream, headers=dict(headers))
+            else:
+                connection.request(method, target, body=body, headers=dict(headers))
+        except ValueError as exc:  # http.client refuses control characters in URL or headers
+            raise RegistryResponseError(f"cannot send a request to {url!r}: {exc}") from exc
         with _Watchdog(sock, timeout) as watchdog:
             try:
                 response = connection.getresponse()
