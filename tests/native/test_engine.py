@@ -448,3 +448,23 @@ def test_think_on_a_thinking_template_is_accepted(tiny_model_path: Path) -> None
     thinker = llamahost.load(tiny_model_path, num_ctx=256, template=template)
     answer = thinker.chat([{"role": "user", "content": "hi"}], think=True, **GREEDY)
     assert answer.message.thinking  # the template left the model inside <think>
+
+
+def test_suffix_needs_a_model_that_can_insert(model: llamahost.Model) -> None:
+    with pytest.raises(OptionError, match="does not support insert") as err:
+        model.generate("def f(", suffix="return x", **GREEDY)
+    assert err.value.option == "suffix"
+    assert model.generate("def f(", **GREEDY)
+
+
+def test_suffix_fills_in_the_middle_through_an_ollama_template(tiny_model_path: Path) -> None:
+    template = (
+        "{{ if .Suffix }}<PRE>{{ .Prompt }}<SUF>{{ .Suffix }}<MID>{{ else }}{{ .Prompt }}{{ end }}"
+    )
+    coder = llamahost.load(tiny_model_path, num_ctx=256, template=template)
+    response = coder.generate_response("def f(", suffix="return x", **GREEDY)
+    prompt = response.context[: response.metrics.prompt_eval_count]
+    assert prompt == coder.tokenize("<PRE>def f(<SUF>return x<MID>", parse_special=True)
+    # Without a suffix, /api/generate's template path renders the prompt as a user turn.
+    plain = coder.generate_response("def f(", apply_template=True, **GREEDY)
+    assert plain.context[: plain.metrics.prompt_eval_count] == coder.tokenize("def f(")

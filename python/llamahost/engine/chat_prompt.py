@@ -138,6 +138,8 @@ class ChatFormatter:
         # (a Gemma GGUF without a template still wants Gemma's turns), else ChatML.
         architecture = model.meta_value("general.architecture") or ""
         self._fallback_template = _BUILTIN_BY_ARCHITECTURE.get(architecture, "chatml")
+        fim = (vocab.fim_pre, vocab.fim_suf, vocab.fim_mid)
+        self._fim_tokens: tuple[int, int, int] | None = fim if min(fim) >= 0 else None
         self._guard = SpecialTextGuard(
             vocab.text(t) for t in vocab.tokens_with_attr(_FORGEABLE_ATTRS)
         )
@@ -170,6 +172,59 @@ class ChatFormatter:
             marked, shielded.originals, self._model.vocab.tokenize, add_special=add_special
         )
         return RenderedPrompt(text, tokens)
+
+    @property
+    def supports_insert(self) -> bool:
+        """Whether a ``suffix`` can be filled in: an Ollama template that uses ``.Suffix``,
+        else the model's own fill-in-the-middle tokens."""
+        if self._go is not None and self._go.supports_insert:
+            return True
+        return self._fim_tokens is not None
+
+    def generate_prompt(
+        self,
+        prompt: str,
+        *,
+        system: str | None = None,
+        history: Sequence[Mapping[str, Any]] = (),
+        suffix: str | None = None,
+        think: bool | None = None,
+    ) -> RenderedPrompt:
+        """A completion request through the template, as Ollama's /api/generate renders it:
+        the system prompt, the history, then `prompt` as a user turn; or, with a `suffix`,
+        fill-in-the-middle (the template's ``.Suffix``, else the model's FIM tokens)."""
+        if not suffix:
+            messages = [*([{"role": "system", "content": system}] if system else []), *history]
+            return self.prompt([*messages, {"role": "user", "content": prompt}], think=think)
+        if self._go is not None and self._go.supports_insert:
+            shielded = self._guard.shield([prompt, suffix])
+            marked = self._go.render_ollama_generate(
+                shielded.value[0], suffix=shielded.value[1], think=think
+            )
+            text = self._guard.unmark(marked, shielded.originals)
+            add_special = not (self._bos and text.startswith(self._bos))
+            tokens = self._guard.tokenize(
+                marked, shielded.originals, self._model.vocab.tokenize, add_special=add_special
+            )
+            return RenderedPrompt(text, tokens)
+        if self._fim_tokens is None:
+            raise OptionError(
+                "this model does not support insert (`suffix`): its template never uses "
+                ".Suffix and its vocabulary has no fill-in-the-middle tokens",
+                option="suffix",
+            )
+        # llama.cpp's prefix-suffix-middle order, as its server's /infill builds it.
+        pre, suf, mid = self._fim_tokens
+        vocab = self._model.vocab
+        tokens = [
+            *([vocab.bos] if vocab.add_bos and vocab.bos >= 0 else []),
+            pre,
+            *vocab.tokenize(prompt, False, False),
+            suf,
+            *vocab.tokenize(suffix, False, False),
+            mid,
+        ]
+        return RenderedPrompt(vocab.detokenize(tokens, False, True), tokens)
 
     def render(
         self,

@@ -224,8 +224,11 @@ class Model:
         Keyword arguments: Ollama options (``num_predict=32, temperature=0, stop=[...]``)
         or ``options={...}``; ``format`` ("json" or a JSON schema) or ``grammar`` (GBNF);
         ``apply_template=True`` to wrap the prompt in the chat template as a user message
-        (with ``system``), as Ollama's /api/generate does unless ``raw``; ``context`` (the
-        token list from a previous answer) to continue it; ``logit_bias``;
+        (after ``system`` and the Modelfile's messages), as Ollama's /api/generate does unless
+        ``raw``; ``suffix`` to fill in the middle between the prompt and it (through the
+        template's ``.Suffix`` or the model's FIM tokens; OptionError when the model has
+        neither); ``special=True`` to read special-token text in a raw prompt as tokens;
+        ``context`` (the token list from a previous answer) to continue it; ``logit_bias``;
         ``truncate``/``shift`` (see GenerationRequest).
         """
         if stream:
@@ -246,6 +249,8 @@ class Model:
         grammar: str | None = None,
         apply_template: bool = False,
         system: str | None = None,
+        suffix: str | None = None,
+        special: bool = False,
         context: Sequence[int] | None = None,
         logit_bias: Mapping[int, float] | None = None,
         truncate: bool = True,
@@ -261,14 +266,15 @@ class Model:
             truncate=truncate,
             shift=shift,
         )
-        if apply_template:
-            messages = []
-            if system or self.system:
-                messages.append({"role": "system", "content": system or self.system})
-            messages.append({"role": "user", "content": prompt})
-            tokens = self._formatter.prompt(messages).tokens
+        if apply_template or suffix:
+            tokens = self._formatter.generate_prompt(
+                prompt,
+                system=system or self.system,
+                history=() if context else self.messages,
+                suffix=suffix,
+            ).tokens
         else:
-            tokens = self.tokenize(prompt, add_special=not context, parse_special=False)
+            tokens = self.tokenize(prompt, add_special=not context, parse_special=special)
         if context:
             tokens = list(context) + tokens
         return self._session_stream(tokens, opts, request, t0, native_loop)
