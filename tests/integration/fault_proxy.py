@@ -7,6 +7,7 @@ Per test, it can be told to:
 - cut the next GET of a blob after a fraction of its body (the connection is closed),
 - trickle the next GET of a blob: a part of its body at once, then one byte per interval
   (a peer that never quite stops, which no socket timeout notices),
+- trickle the headers of the next response, a byte per interval, without end,
 - flip one byte in the middle of the next GET of a blob,
 - drop the ``Range`` header of the next GET of a blob (so the registry answers 200),
 - demand a Bearer token (it serves the token at ``/token`` itself) or Basic credentials,
@@ -51,8 +52,8 @@ class ProxiedRequest:
     body_bytes: int = 0
     """Response body bytes sent to the client."""
     fault: str | None = None
-    """``"cut"``, ``"flip"``, ``"trickle"``, ``"range ignored"``, ``"redirect"``, ``"auth"``,
-    ``"token"``, or None."""
+    """``"cut"``, ``"flip"``, ``"trickle"``, ``"slow headers"``, ``"range ignored"``,
+    ``"redirect"``, ``"auth"``, ``"token"``, or None."""
     cut_at: int | None = None
 
     @property
@@ -66,6 +67,7 @@ class ProxiedRequest:
 class _Faults:
     cut: dict[str, float] = field(default_factory=dict)
     trickle: dict[str, tuple[int, float]] = field(default_factory=dict)  # bytes first, interval
+    slow_headers: float | None = None  # interval between header bytes, for the next response
     flip: set[str] = field(default_factory=set)
     ignore_range: set[str] = field(default_factory=set)
     bearer: tuple[str, str, str] | None = None  # token, realm, service
@@ -118,6 +120,16 @@ class FaultProxy:
         every ``interval_s`` seconds until the client gives up (or the body ends)."""
         with self._lock:
             self._faults.trickle[digest] = (first, interval_s)
+
+    def trickle_next_headers(self, interval_s: float) -> None:
+        """Answer the next request with headers that never end: a byte per ``interval_s``."""
+        with self._lock:
+            self._faults.slow_headers = interval_s
+
+    def _take_slow_headers(self) -> float | None:
+        with self._lock:
+            interval, self._faults.slow_headers = self._faults.slow_headers, None
+        return interval
 
     def flip_next_blob(self, digest: str) -> None:
         """Invert one byte in the middle of the body of the next GET of ``digest``."""
@@ -217,6 +229,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.command, self.path, {k.lower(): v for k, v in self.headers.items()}
         )
         self.proxy._record(record)
+        slow_headers = self.proxy._take_slow_headers()
+        if slow_headers is not None:
+            record.fault = "slow headers"
+            self._trickle_headers(slow_headers)
+            return
         with self.proxy._lock:
             faults = copy.copy(self.proxy._faults)  # bearer, basic and redirect are read here
         if self.proxy.upstream is None:
@@ -325,6 +342,20 @@ class _Handler(BaseHTTPRequestHandler):
                 record.body_bytes = offset + 1
         except OSError:
             return  # the client gave up: what the trickle is for
+
+    def _trickle_headers(self, interval_s: float) -> None:
+        """A status line, then one endless header, a byte per ``interval_s``."""
+        self.close_connection = True
+        head = b"HTTP/1.1 200 OK\r\nX-Slow: "
+        try:
+            for index in range(1 << 20):
+                if self.proxy._stopping.wait(interval_s):
+                    return
+                byte = head[index : index + 1] if index < len(head) else b"z"
+                self.wfile.write(byte)
+                self.wfile.flush()
+        except OSError:
+            return  # the client gave up
 
     def _reply(
         self,

@@ -543,3 +543,24 @@ def test_a_pull_larger_than_the_free_disk_space_fails_before_downloading(
     assert [r for r in fault_proxy.requests if r.blob_digest] == []  # nothing downloaded
     assert not ManifestStore(root).has(through_proxy)
     client().pull(at_host(name, fault_proxy.host), root)  # a pull that fits still works
+
+
+def test_response_headers_trickled_without_end_hit_the_response_deadline(
+    fault_proxy: FaultProxy, pushed: tuple[ModelName, Manifest, bytes], tmp_path: Path
+) -> None:
+    """Each header byte arrives well within the socket timeout; the whole never does."""
+    name, original = at_host(pushed[0], fault_proxy.host), pushed[2]
+    fault_proxy.trickle_next_headers(0.1)
+    started = time.monotonic()
+
+    with pytest.raises(RegistryConnectionError) as caught:
+        client(max_retries=0, timeout=1.0).pull(name, tmp_path)
+
+    assert time.monotonic() - started < 10
+    assert str(caught.value) == (
+        f"pull {name.display_long()}: http://{name.host} failed 1 times in a row: "
+        "TimeoutError: no complete response headers from 127.0.0.1 within 1 s"
+    )
+    assert [r.fault for r in fault_proxy.requests] == ["slow headers"]
+    client().pull(name, tmp_path)  # one-shot: the next pull works
+    assert ManifestStore(tmp_path).path(name).read_bytes() == original
