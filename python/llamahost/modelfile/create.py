@@ -366,7 +366,9 @@ def _files_base(sources: Sequence[tuple[Command, Path]]) -> _Base:
         raise ModelfileError(f"FROM {first_command.args}: {exc}", _line(first_command)) from exc
     known = {str(gguf_file.path): gguf_file for _, gguf_file in model_sources}
     for path_text in ordered:
-        gguf_file = known.get(path_text) or _GGUFFile(Path(path_text), _read_header(path_text))
+        gguf_file = known.get(path_text) or _GGUFFile(
+            Path(path_text), _read_header(Path(path_text))
+        )
         base.model_files.append(gguf_file)
     base.model_infos = [gguf_file.info for gguf_file in base.model_files]
     return base
