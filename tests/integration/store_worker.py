@@ -5,6 +5,8 @@
     python store_worker.py create-paused ROOT WORKDIR NAME SIGNAL GO
         create NAME, but stop at "writing manifest": touch SIGNAL, wait for GO to exist
     python store_worker.py pull-paused ROOT NAME SIGNAL GO      the same for an insecure pull
+    python store_worker.py create-killed ROOT WORKDIR NAME      create NAME, but die (exit 9)
+        at "writing manifest", its blobs stored and its lease left behind
 
 Each prints one JSON line at the end: what it did (and ``"error"`` if it failed).
 """
@@ -12,6 +14,7 @@ Each prints one JSON line at the end: what it did (and ``"error"`` if it failed)
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import traceback
@@ -85,6 +88,16 @@ def main(argv: list[str]) -> int:
             text = f"FROM ./tiny.gguf\nSYSTEM {name} was paused\n"
             create_model(ModelStore(root), name, text, base_dir=workdir, progress=progress)  # type: ignore[arg-type]
             result = {"created": name}
+        elif mode == "create-killed":
+
+            def die(event: ProgressEvent) -> None:
+                if event.status == "writing manifest":
+                    os._exit(9)
+
+            create_model(
+                ModelStore(root), argv[4], "FROM ./tiny.gguf\n", base_dir=argv[3], progress=die
+            )
+            result = {"created": argv[4]}
         elif mode == "pull-paused":
             name, signal, go = ModelName.parse(argv[3]), Path(argv[4]), Path(argv[5])
             client = RegistryClient(insecure=True, timeout=10.0, retry_backoff_s=0.01)

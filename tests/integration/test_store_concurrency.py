@@ -24,6 +24,7 @@ import pytest
 from registry_fixtures import RegistryServer
 
 from llamahost.modelfile.create import create_model
+from llamahost.store.blobs import BlobStore
 from llamahost.store.model_store import ModelStore
 from llamahost.store.names import ModelName
 from llamahost.store.registry import RegistryClient
@@ -142,6 +143,22 @@ def test_a_collection_while_a_pull_is_paused_before_its_manifest(
     store = ModelStore(root)
     assert store.resolve(remote).system == "pulled"
     assert_every_listed_model_is_complete(store)
+
+
+def test_a_killed_creates_lease_never_blocks_a_collection(tmp_path: Path, workdir: Path) -> None:
+    root = tmp_path / "models"
+    killed = start("create-killed", str(root), str(workdir), "doomed")
+    killed.communicate(timeout=TIMEOUT_S)
+    assert killed.returncode == 9
+    [lease] = (root / ".leases").iterdir()  # left behind, its flock gone with the process
+    stored = list(BlobStore(root).iter_digests())
+    assert len(stored) == 2  # the GGUF and the config blob
+
+    pruned = run_cli(root, "prune")
+
+    assert pruned.stdout.startswith("removed 2 unused blob(s)")
+    assert not lease.exists()
+    assert list(BlobStore(root).iter_digests()) == []
 
 
 @pytest.mark.slow
