@@ -13,6 +13,7 @@ what needs them, so ``import llamahost.store`` (or the CLI's ``list``) never loa
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 from llamahost import errors
@@ -43,6 +44,9 @@ if TYPE_CHECKING:
     from llamahost.system import system_info
 
 __version__ = "0.1.0"
+
+# A library stays quiet unless the application configures logging.
+logging.getLogger("llamahost").addHandler(logging.NullHandler())
 
 #: Public names and the module each one lives in, imported on first access.
 _LAZY_ATTRIBUTES: dict[str, str] = {

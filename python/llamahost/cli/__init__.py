@@ -12,16 +12,15 @@ any error llamahost raises on purpose (never a traceback for those); 130 after C
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from llamahost.cli.commands import build_parser, fail
-from llamahost.cli.run import run_command
-from llamahost.cli.store_check import store_problem
+from llamahost.cli.output import fail
+from llamahost.cli.parser import RUN_HANDLER, build_parser
 from llamahost.errors import LlamahostError
-from llamahost.store.model_store import ModelStore
 
 INTERRUPTED_EXIT_CODE = 130
 
@@ -38,6 +37,14 @@ def _version_text() -> str:
     )
 
 
+def _handler(name: str) -> Callable[..., int]:
+    """The function a command names as ``module:function`` (a module of this package),
+    its module imported only now."""
+    module, function = name.split(":")
+    handler: Callable[..., int] = getattr(importlib.import_module(f"{__name__}.{module}"), function)
+    return handler
+
+
 def _os_error_message(exc: OSError) -> str:
     reason = exc.strerror or str(exc)
     return f"{reason}: {exc.filename}" if exc.filename else reason
@@ -50,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args, extras = parser.parse_known_args(argv)
         if extras:
             # `run MODEL --verbose more words`: words after an option still belong to PROMPT
-            if getattr(args, "handler", None) is run_command and not any(
+            if getattr(args, "handler", None) == RUN_HANDLER and not any(
                 extra.startswith("-") for extra in extras
             ):
                 args.prompt += extras
@@ -66,11 +73,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.version:
         sys.stdout.write(_version_text())
         return 0
-    handler = getattr(args, "handler", None)
-    if handler is None:
+    handler_name = getattr(args, "handler", None)
+    if handler_name is None:
         parser.print_help()
         return 0
     try:
+        handler = _handler(handler_name)
+        from llamahost.cli.store_check import store_problem
+        from llamahost.store.model_store import ModelStore
+
         store = ModelStore()
         problem = store_problem(store, writable=getattr(args, "writes_store", False))
         if problem is not None:

@@ -30,8 +30,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from llamahost.cli.answer import stream_answer
 from llamahost.cli.display import AnswerWriter, stats_text
-from llamahost.cli.run import model_name_arg, stream_answer
+from llamahost.cli.names import model_name_arg
 from llamahost.cli.show import (
     modelfile_text,
     parameter_pairs,

