@@ -5,24 +5,37 @@ The template comes with the model file, so it is untrusted code: it runs here in
 Jinja's ``ImmutableSandboxedEnvironment`` (no private attributes, no mutation of the
 caller's lists and dicts) with the names Hugging Face ``transformers`` provides
 (``raise_exception``, ``strftime_now``, an HF-style ``tojson`` filter, ``loopcontrols``,
-the ``{% generation %}`` marker), and with limits a sandbox alone does not give:
+the ``{% generation %}`` marker), and with limits a sandbox alone does not give. Each
+is checked inside single operations, not only between template nodes:
 
-- render time: ``max_render_seconds`` is checked in every call, attribute and item
-  lookup, operator, filter, ``range`` iteration and ``for``-loop iteration, and while
-  the output is collected;
-- output size: the rendered text may hold at most ``max_output_chars`` characters;
-- memory: no single string or sequence the template builds may be longer than
-  ``max_output_chars``. ``*``, ``**``, ``%`` and ``+`` are intercepted and checked
-  before they run, as are padding/width arguments of filters and ``str`` methods
-  (``center``, ``indent``, ``replace``, ``join``, ``ljust``, format widths ...);
-  every other filter and call result is checked after it runs. ``range`` is capped
-  at 100000 items, as in Jinja's own sandbox and in ``transformers``.
+- time, ``max_render_seconds`` (default 2): checked in every call, attribute and item
+  lookup, operator, filter and test, every ``for`` and ``range`` iteration, every item
+  a lazy filter (``map``, ``select`` ...) yields, every output piece, and inside the
+  longer loops of the checks themselves. A single C-level call (a sort, a join, a JSON
+  dump) cannot be interrupted, so each one is first bounded by the size checks;
+- size, ``max_output_chars`` (default 4 MiB characters, as for Go templates): the
+  rendered text, and every value the template builds. Sizes are estimated *before*
+  a value is built, deeply (``[a] * 2000`` is 2000 times the size of ``a``, whatever
+  its ``len``): for ``*``, ``**``, ``%``, ``+``, ``~``, list and dict literals,
+  ``str.format``, the growing ``str`` methods and filters (each with its own
+  estimate: ``center``, ``indent``, ``replace``, ``join``, ``format``, ``tojson``,
+  ``pprint``, ``wordwrap``, ``batch`` ...), and for the text of every value written
+  out, before ``str()`` builds it. Filters that make a container of their input's
+  items, and lazy filters as they yield, count each item as at least 32 characters,
+  the memory a small object takes. Unlisted filters and callables have their
+  inputs weighed before the call and their result after. ``range`` is capped at
+  100000 items, as in Jinja's own sandbox and in ``transformers``, integers at
+  65536 bits;
+- memory, ``max_memory_bytes`` (default 32 MiB): the values the template built and
+  still holds (in variables, namespaces, recursive macro frames, output buffers)
+  are tracked and may not add up to more. With the defaults a hostile template
+  fails within about 2 s and 64 MB.
 
-Breaking any limit, or touching what the sandbox forbids, raises
-:class:`~llamahost.errors.TemplateSecurityError` naming what happened; every other
-failure (syntax, ``raise_exception``, undefined values, type errors, runaway
-recursion) raises :class:`~llamahost.errors.TemplateError` with the template line
-where one is known.
+Breaking a limit raises :class:`~llamahost.errors.TemplateLimitError` naming the limit;
+touching what the sandbox forbids raises :class:`~llamahost.errors.TemplateSecurityError`;
+every other failure (syntax, ``raise_exception``, undefined values, type errors,
+runaway recursion) raises :class:`~llamahost.errors.TemplateError` with the template
+line where one is known. How sizes are measured is described in ``jinja_limits``.
 
 Example::
 
@@ -32,213 +45,90 @@ Example::
 
 from __future__ import annotations
 
-import functools
-import inspect
-import json
 import math
-import re
-import string
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextvars import ContextVar
-from dataclasses import dataclass
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any, NoReturn
+from typing import Any, Final, NoReturn, TypeVar, cast
 
 import jinja2
 from jinja2 import nodes
+from jinja2.compiler import CodeGenerator, Frame
 from jinja2.ext import Extension
 from jinja2.parser import Parser
+from jinja2.runtime import LoopContext, Macro
 from jinja2.sandbox import MAX_RANGE, ImmutableSandboxedEnvironment
+from jinja2.utils import _PassArg
 from jinja2.visitor import NodeTransformer
+from markupsafe import Markup
 
-from llamahost.errors import OptionError, TemplateError, TemplateSecurityError
+from llamahost.chat.jinja_limits import (
+    LEDGER_MIN_BYTES,
+    FilterPolicy,
+    GuardedIterator,
+    Limits,
+    OutputBuffer,
+    RenderState,
+    bounded_json,
+    bounded_pprint,
+    bounded_wordcount,
+    check_deadline,
+    current_render,
+    escaped_size,
+    filter_policy,
+    method_label,
+    method_policy,
+    printf_size,
+    rendering,
+    str_format_size,
+    test_policy,
+)
+from llamahost.errors import (
+    OptionError,
+    TemplateError,
+    TemplateLimitError,
+    TemplateSecurityError,
+)
 
-__all__ = ["ChatTemplate"]
+__all__ = [
+    "DEFAULT_MAX_MEMORY_BYTES",
+    "DEFAULT_MAX_OUTPUT_CHARS",
+    "DEFAULT_MAX_RENDER_SECONDS",
+    "ChatTemplate",
+]
+
+DEFAULT_MAX_RENDER_SECONDS: Final = 2.0
+#: The same default as Go templates (``llamahost.chat.gotemplate``).
+DEFAULT_MAX_OUTPUT_CHARS: Final = 4 * 1024 * 1024
+DEFAULT_MAX_MEMORY_BYTES: Final = 32 * 1024 * 1024
 
 #: Names every render defines; ``extra_context`` may not redefine them.
 _STANDARD_VARIABLES = ("messages", "tools", "add_generation_prompt", "bos_token", "eos_token")
 
-#: Integers above this many bits are refused (``10 ** 10 ** 9`` would take minutes).
-_MAX_INTEGER_BITS = 1 << 16
-
-#: Names of the hidden filters that wrap every ``for`` loop's iterable and every ``~``.
+#: Names of the hidden filters the compiled template calls: around every ``for`` loop's
+#: iterable, every ``~`` and every list, tuple or dict literal that is not a constant.
 _LOOP_GUARD_FILTER = "llamahost_loop_guard"
 _CONCAT_FILTER = "llamahost_concat"
+_LITERAL_FILTER = "llamahost_literal"
 
 #: Text that marks a message's content while probing what content types a template takes.
 _PROBE_TEXT = "llamahost-content-probe"
 
-_PRINTF_FIELD = re.compile(r"%(?:%|(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?)")
+#: Output pieces are joined into one string every this many pieces.
+_OUTPUT_BLOCK_PIECES = 1024
+
+#: Strings shorter than this are too small for the memory ledger (see jinja_limits).
+_SHORT_STRING = LEDGER_MIN_BYTES // 4
+
+#: Longest error detail quoted from an exception the template caused.
+_MAX_ERROR_DETAIL = 1000
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
-@dataclass
-class _RenderBudget:
-    """The deadline of the render now running on this thread or task."""
-
-    deadline: float
-    max_seconds: float
-
-    def check_time(self) -> None:
-        """Raise TemplateSecurityError once the render has run past its deadline."""
-        if time.monotonic() > self.deadline:
-            raise TemplateSecurityError(
-                f"chat template ran longer than max_render_seconds={self.max_seconds:g}"
-            )
-
-
-_current_budget: ContextVar[_RenderBudget | None] = ContextVar(
-    "llamahost_template_budget", default=None
-)
-
-
-def _check_deadline() -> None:
-    """Check the running render's deadline (nothing to check at compile time)."""
-    budget = _current_budget.get()
-    if budget is not None:
-        budget.check_time()
-
-
-# --------------------------------------------------------------------------- sizes
-
-
-def _printf_growth(fmt: str) -> int:
-    """Characters the width and precision fields of a ``%``-format string can add."""
-    total = 0
-    for match in _PRINTF_FIELD.finditer(fmt):
-        for number in match.groups():
-            if number == "*":
-                raise TemplateSecurityError(
-                    "chat template used a `*` width in a %-format string; only literal "
-                    "widths are allowed"
-                )
-            if number is not None:
-                total += int(number)
-    return total
-
-
-def _str_format_growth(fmt: str) -> int | None:
-    """Characters the format specs of a ``str.format`` string can add (None: unparsable)."""
-    total = 0
-    try:
-        fields = list(string.Formatter().parse(fmt))
-    except ValueError:
-        return None
-    for _literal, _field, spec, _conversion in fields:
-        if not spec:
-            continue
-        if "{" in spec:
-            raise TemplateSecurityError(
-                "chat template used a nested field in a str.format spec; only literal "
-                "widths are allowed"
-            )
-        total += sum(int(number) for number in re.findall(r"\d+", spec))
-    return total
-
-
-def _replace_size(text: str, old: str, new: str, count: Any) -> int:
-    """Length of ``text.replace(old, new, count)``, over-estimated, without building it."""
-    occurrences = len(text) + 1 if old == "" else text.count(old)
-    if isinstance(count, int) and count >= 0:
-        occurrences = min(occurrences, count)
-    return len(text) + occurrences * len(new)
-
-
-def _join_size(separator: Any, items: Any) -> int | None:
-    """Length of ``separator.join(items)`` for a list or tuple of strings (None: unknown)."""
-    if not isinstance(items, (list, tuple)):
-        return None
-    text_length = sum(len(item) for item in items if isinstance(item, str))
-    return text_length + len(str(separator)) * max(len(items) - 1, 0)
-
-
-def _padded_size(text: Any, width: Any) -> int | None:
-    """Length of ``text`` padded to ``width`` (None when width is not an int)."""
-    if not isinstance(width, int):
-        return None
-    return max(len(str(text)), width)
-
-
-def _str_method_size(text: str, name: str, args: tuple[Any, ...]) -> int | None:
-    """Estimated result length of the ``str`` method ``name`` called with ``args``."""
-    if name in ("ljust", "rjust", "center", "zfill") and args:
-        return _padded_size(text, args[0])
-    if name == "expandtabs":
-        tab_size = args[0] if args else 8
-        if isinstance(tab_size, int):
-            return len(text) + text.count("\t") * max(tab_size, 0)
-    if name == "replace" and len(args) >= 2:
-        count = args[2] if len(args) > 2 else -1
-        return _replace_size(text, str(args[0]), str(args[1]), count)
-    if name == "join" and args:
-        return _join_size(text, args[0])
-    return None
-
-
-def _indent_size(arguments: Mapping[str, Any]) -> int | None:
-    """Estimated length of ``s|indent(width)``."""
-    text = str(arguments["s"])
-    width = arguments["width"]
-    pad = width if isinstance(width, int) else len(str(width))
-    return len(text) + (text.count("\n") + 1) * max(pad, 0)
-
-
-def _wordwrap_size(arguments: Mapping[str, Any]) -> int | None:
-    """Estimated length of ``s|wordwrap(width, wrapstring=...)``."""
-    text = str(arguments["s"])
-    width = arguments["width"]
-    if not isinstance(width, int):
-        return None
-    breaks = len(text) // max(width, 1) + text.count("\n") + 1
-    return len(text) + breaks * len(str(arguments["wrapstring"] or "\n"))
-
-
-def _batch_size(arguments: Mapping[str, Any]) -> int | None:
-    """Items a ``batch`` or ``slice`` filter may create out of nothing."""
-    count = arguments.get("linecount", arguments.get("slices"))
-    return count if isinstance(count, int) else None
-
-
-#: Filters whose result size can be estimated, by parameter name, before they run.
-_FILTER_SIZE_ESTIMATES: dict[str, Callable[[Mapping[str, Any]], int | None]] = {
-    "center": lambda a: _padded_size(a["value"], a["width"]),
-    "indent": _indent_size,
-    "format": lambda a: len(str(a["value"])) + _printf_growth(str(a["value"])),
-    "replace": lambda a: _replace_size(str(a["s"]), str(a["old"]), str(a["new"]), a["count"]),
-    "join": lambda a: _join_size(a["d"], a["value"]),
-    "wordwrap": _wordwrap_size,
-    "batch": _batch_size,
-    "slice": _batch_size,
-}
-
-
-def _estimate(
-    signature: inspect.Signature,
-    estimate: Callable[[Mapping[str, Any]], int | None],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-) -> int | None:
-    """A filter's estimated result size; None when its arguments do not fit the estimate
-    (the filter itself then reports bad arguments, and its result is still checked)."""
-    try:
-        bound = signature.bind(*args, **kwargs)
-        bound.apply_defaults()
-        return estimate(bound.arguments)
-    except (TypeError, ValueError, KeyError):
-        return None
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _raise_exception(message: str) -> None:
-    """``raise_exception(msg)`` as Hugging Face templates call it."""
-    raise TemplateError(f"chat template raised an error: {message}")
-
-
-def _strftime_now(fmt: str) -> str:
-    """``strftime_now(fmt)``: the local time now, formatted (used for dates in prompts)."""
-    return datetime.now().strftime(fmt)
+def _checked(function: _F) -> _F:
+    """Mark a callable that checks its own arguments and result (``call`` trusts it)."""
+    function.llamahost_checked = True  # type: ignore[attr-defined]
+    return function
 
 
 class _GuardedRange:
@@ -247,14 +137,14 @@ class _GuardedRange:
     def __init__(self, *args: int) -> None:
         self._range = range(*args)
         if len(self._range) > MAX_RANGE:
-            raise TemplateSecurityError(
+            raise TemplateLimitError(
                 f"chat template asked for range() of {len(self._range)} items; "
                 f"the limit is {MAX_RANGE}"
             )
 
     def __iter__(self) -> Iterator[int]:
         for number in self._range:
-            _check_deadline()
+            check_deadline()
             yield number
 
     def __reversed__(self) -> Iterator[int]:
@@ -278,11 +168,14 @@ class _GuardedRange:
         return _GuardedRange(numbers.start, numbers.stop, numbers.step)
 
 
+_checked(_GuardedRange)
+
+
 @jinja2.pass_context
 def _loop_guard(_context: jinja2.runtime.Context, iterable: Any) -> Iterator[Any]:
     """Wraps each ``for`` loop's iterable so every iteration checks the deadline."""
     for item in iterable:
-        _check_deadline()
+        check_deadline()
         yield item
 
 
@@ -326,47 +219,97 @@ def _at_line(error: BaseException) -> str:
     return f" at line {line}" if line is not None else ""
 
 
+def _detail(error: BaseException) -> str:
+    """An exception's message, cut short (it may quote a huge value)."""
+    text = str(error)
+    if len(text) > _MAX_ERROR_DETAIL:
+        return f"{text[:_MAX_ERROR_DETAIL]}... ({len(text)} characters)"
+    return text
+
+
 # --------------------------------------------------------------------------- sandbox
 
 
+class _GuardedCodeGenerator(CodeGenerator):
+    """Compiles output buffers (macros, call and set blocks) as size-limited buffers."""
+
+    def buffer(self, frame: Frame) -> None:
+        """Start buffering ``frame``'s output in an OutputBuffer instead of a list."""
+        frame.buffer = self.temporary_identifier()
+        self.writeline(f"{frame.buffer} = environment.llamahost_buffer()")
+
+
 class _GuardedEnvironment(ImmutableSandboxedEnvironment):
-    """The immutable sandbox plus deadline and size checks in every hook it offers."""
+    """The immutable sandbox plus time, size and memory checks in every hook it offers."""
 
     intercepted_binops = frozenset({"*", "**", "%", "+"})
+    code_generator_class = _GuardedCodeGenerator
 
-    def __init__(self, max_size: int) -> None:
+    def __init__(self, limits: Limits) -> None:
         super().__init__(
             trim_blocks=True,
             lstrip_blocks=True,
             extensions=["jinja2.ext.loopcontrols", _GenerationTagExtension],
+            finalize=self._finalize,
         )
-        self.max_size = max_size
+        self.limits = limits
+        self.idle_state = RenderState(limits, timed=False)
         self.globals.pop("lipsum", None)
         self.globals.update(
             range=_GuardedRange,
-            raise_exception=_raise_exception,
-            strftime_now=_strftime_now,
+            raise_exception=self._raise_exception,
+            strftime_now=self._strftime_now,
         )
-        self.filters["tojson"] = self._to_json
-        self.filters = {name: self._guard_filter(name, f) for name, f in self.filters.items()}
+        self.filters.update(tojson=self._to_json, pprint=self._pprint, wordcount=self._wordcount)
+        self.filters = {
+            name: self._guard(name, function, filter_policy(name), f"|{name}'s result")
+            for name, function in self.filters.items()
+        }
+        self.tests = {
+            name: self._guard(
+                name,
+                cast("Callable[..., Any]", function),
+                test_policy(name),
+                f"the `is {name}` test",
+            )
+            for name, function in self.tests.items()
+        }
         self.filters[_LOOP_GUARD_FILTER] = _loop_guard
         self.filters[_CONCAT_FILTER] = self._concat
+        self.filters[_LITERAL_FILTER] = self._literal
 
-    # sizes ------------------------------------------------------------------
+    def state(self) -> RenderState:
+        """The running render's state (an untimed one while the template compiles)."""
+        return current_render.get() or self.idle_state
 
-    def check_size(self, size: int | None, what: str) -> None:
-        """Refuse to build a string or sequence longer than the limit."""
-        if size is not None and size > self.max_size:
-            raise TemplateSecurityError(
-                f"chat template tried to build {what} of {size} items or characters; "
-                f"the limit is max_output_chars={self.max_size}"
-            )
+    # output -----------------------------------------------------------------
 
-    def check_value(self, value: Any, what: str) -> Any:
-        """Return ``value`` after checking that it is not a too-long string or sequence."""
-        if isinstance(value, (str, bytes, list, tuple, dict)):
-            self.check_size(len(value), what)
-        return value
+    @jinja2.pass_eval_context
+    def _finalize(self, eval_ctx: nodes.EvalContext, value: Any) -> Any:
+        """Every ``{{ value }}``: its text is measured before ``str()`` builds it."""
+        if type(value) is str and not eval_ctx.autoescape:
+            return value
+        if isinstance(value, str):
+            text = value
+        elif value is None or isinstance(value, (int, float)):
+            return value
+        else:
+            text = self.state().to_text(value, "the text of an output value")
+        if eval_ctx.autoescape and not hasattr(text, "__html__"):
+            self.state().check_chars(escaped_size(text), "escaped output")
+        return text
+
+    def llamahost_buffer(self) -> OutputBuffer:
+        """A new output buffer (the compiled template calls this, see the code generator)."""
+        return OutputBuffer(self.state())
+
+    def concat(self, pieces: Iterable[str]) -> str:
+        """Join an output buffer (the compiled template calls this instead of ``"".join``)."""
+        if isinstance(pieces, OutputBuffer):
+            return pieces.text()
+        buffer = OutputBuffer(self.state())
+        buffer.extend(pieces)
+        return buffer.text()
 
     # sandbox hooks ----------------------------------------------------------
 
@@ -376,124 +319,224 @@ class _GuardedEnvironment(ImmutableSandboxedEnvironment):
             f"access to attribute {attribute!r} of {type(obj).__name__!r} object is unsafe"
         )
 
-    def getattr(self, obj: Any, attribute: str) -> Any:
-        """``obj.attribute`` from the template."""
-        _check_deadline()
-        return self.check_value(super().getattr(obj, attribute), f"attribute {attribute!r}")
-
     def getitem(self, obj: Any, argument: Any) -> Any:
-        """``obj[argument]`` from the template."""
-        _check_deadline()
-        return self.check_value(super().getitem(obj, argument), "an item")
+        """``obj[argument]`` from the template; a slice is a new value."""
+        result = super().getitem(obj, argument)
+        if isinstance(argument, slice):
+            self.state().remember_new(result, obj)
+        return result
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
-        """``'...'.format`` from the template: check the format's widths first."""
+        """``'...'.format`` from the template: the result's size is checked first."""
         wrapped = super().wrap_str_format(value)
-        if wrapped is not None:
-            growth = _str_format_growth(value.__self__)
-            self.check_size(None if growth is None else len(value.__self__) + growth, "a format")
-        return wrapped
+        if wrapped is None:
+            return None
+        fmt: str = value.__self__
+        is_format_map = value.__name__ == "format_map"
+
+        @_checked
+        def checked(*args: Any, **kwargs: Any) -> str:
+            state = self.state()
+            state.check_time()
+            if is_format_map:
+                str_format_size(state, fmt, (), args[0] if len(args) == 1 else {})
+            else:
+                str_format_size(state, fmt, args, kwargs)
+            assert wrapped is not None
+            result = wrapped(*args, **kwargs)
+            state.remember(result)
+            return result
+
+        return checked
 
     def call(self, context: jinja2.runtime.Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
         """A call from the template (functions, methods, macros)."""
-        _check_deadline()
-        owner = getattr(obj, "__self__", None)
-        name = getattr(obj, "__name__", "a function")
-        if isinstance(owner, str):
-            self.check_size(_str_method_size(owner, name, args), f"the result of str.{name}()")
+        state = self.state()
+        state.check_time()
+        method = method_policy(obj)
+        if method is not None:
+            check, owner = method
+            replaced = check(state, owner, method_label(obj), args, kwargs)
+            if replaced is not None:
+                args, kwargs = replaced
+            result = super().call(context, obj, *args, **kwargs)
+            state.remember_new(result, owner, *args)
+            return result
+        if isinstance(obj, (Macro, LoopContext)) or getattr(obj, "llamahost_checked", False):
+            # Macros and recursive loops return what their output buffers joined.
+            return super().call(context, obj, *args, **kwargs)
+        what = method_label(obj)
+        total = 0
         for argument in (*args, *kwargs.values()):
-            self.check_value(argument, f"an argument of {name}()")
+            total += state.weight(argument)
+            state.check_weight(total, f"the arguments of {what.removeprefix('the result of ')}")
         result = super().call(context, obj, *args, **kwargs)
-        return self.check_value(result, f"the result of {name}()")
+        self._check_result(state, result, what)
+        state.remember_new(result, obj, *args, *kwargs.values())
+        return result
 
     def call_binop(
         self, context: jinja2.runtime.Context, operator: str, left: Any, right: Any
     ) -> Any:
         """``*``, ``**``, ``%`` and ``+`` from the template, checked before they run."""
-        _check_deadline()
+        state = current_render.get() or self.idle_state
+        state.check_time()
+        if operator == "+" and type(left) is str and type(right) is str:
+            # The common case, kept short: prompts are mostly strings added up.
+            if len(left) + len(right) > state.max_chars:
+                state.check_chars(len(left) + len(right), "a concatenation")
+            text = left + right
+            if len(text) >= _SHORT_STRING and text is not left and text is not right:
+                state.remember(text)
+            return text
         if operator == "*":
-            self._check_multiply(left, right)
+            self._check_multiply(state, left, right)
         elif operator == "**":
-            self._check_power(left, right)
+            if isinstance(left, int) and isinstance(right, int) and abs(left) > 1:
+                state.check_bits(left.bit_length() * max(right, 0), "a power")
         elif operator == "%" and isinstance(left, str):
-            self.check_size(len(left) + _printf_growth(left), "a %-formatted string")
-        elif operator == "+" and isinstance(left, (str, list, tuple)) and type(left) is type(right):
-            self.check_size(len(left) + len(right), "a concatenation")
+            printf_size(state, left, right, "a %-formatted string")
+        elif operator == "+":
+            self._check_add(state, left, right)
         result = super().call_binop(context, operator, left, right)
-        return self.check_value(result, f"the result of {operator!r}")
-
-    def _check_multiply(self, left: Any, right: Any) -> None:
-        sequence_types = (str, bytes, list, tuple)
-        if isinstance(left, sequence_types) and isinstance(right, int):
-            self.check_size(len(left) * max(right, 0), "a repeated sequence")
-        elif isinstance(right, sequence_types) and isinstance(left, int):
-            self.check_size(len(right) * max(left, 0), "a repeated sequence")
-        elif isinstance(left, int) and isinstance(right, int):
-            self._check_integer_bits(left.bit_length() + right.bit_length())
-
-    def _check_power(self, base: Any, exponent: Any) -> None:
-        if isinstance(base, int) and isinstance(exponent, int) and abs(base) > 1:
-            self._check_integer_bits(base.bit_length() * max(exponent, 0))
+        state.remember_new(result, left, right)
+        return result
 
     @staticmethod
-    def _check_integer_bits(bits: int) -> None:
-        if bits > _MAX_INTEGER_BITS:
-            raise TemplateSecurityError(
-                f"chat template tried to build an integer of about {bits} bits; "
-                f"the limit is {_MAX_INTEGER_BITS}"
-            )
+    def _check_multiply(state: RenderState, left: Any, right: Any) -> None:
+        for sequence, count in ((left, right), (right, left)):
+            if isinstance(count, int) and isinstance(sequence, (str, bytes, list, tuple)):
+                if count <= 0:
+                    return
+                if isinstance(sequence, (str, bytes)):
+                    state.check_chars(len(sequence) * count, "a repeated sequence")
+                else:
+                    state.check_weight(state.weight(sequence) * count, "a repeated sequence")
+                return
+        if isinstance(left, int) and isinstance(right, int):
+            state.check_bits(left.bit_length() + right.bit_length(), "a product")
 
-    # filters ----------------------------------------------------------------
+    @staticmethod
+    def _check_add(state: RenderState, left: Any, right: Any) -> None:
+        if isinstance(left, (str, bytes)) and isinstance(right, (str, bytes)):
+            escape = 5 if isinstance(left, Markup) or isinstance(right, Markup) else 1
+            state.check_chars((len(left) + len(right)) * escape, "a concatenation")
+        elif isinstance(left, (list, tuple)) and isinstance(right, (list, tuple)):
+            state.check_weight(state.weight(left) + state.weight(right), "a concatenation")
+
+    @staticmethod
+    def _check_result(state: RenderState, result: Any, what: str) -> None:
+        if isinstance(result, int):
+            state.check_bits(result.bit_length(), what)
+        else:
+            state.check_weight(state.weight(result), what)
+
+    # filters, tests and globals ---------------------------------------------
+
+    def _guard(
+        self, name: str, function: Callable[..., Any], policy: FilterPolicy, what: str
+    ) -> Callable[..., Any]:
+        """Wrap a filter or test with the deadline check and its policy's size checks."""
+        pass_arg = _PassArg.from_obj(function)
+        pre, post = policy.pre, policy.post
+        idle = self.idle_state
+
+        @jinja2.pass_context
+        def guarded(context: jinja2.runtime.Context, *args: Any, **kwargs: Any) -> Any:
+            state = current_render.get() or idle
+            state.check_time()
+            if pre is not None:
+                replaced = pre(state, self, what, args, kwargs)
+                if replaced is not None:
+                    args, kwargs = replaced
+            if pass_arg is None:
+                result = function(*args, **kwargs)
+            elif pass_arg is _PassArg.context:
+                result = function(context, *args, **kwargs)
+            elif pass_arg is _PassArg.eval_context:
+                result = function(context.eval_ctx, *args, **kwargs)
+            else:
+                result = function(context.environment, *args, **kwargs)
+            if post == "iter" and isinstance(result, Iterator):
+                return GuardedIterator(result, state, what)
+            if post == "check":
+                self._check_result(state, result, what)
+            if post != "none":
+                state.remember_new(result, *args)
+            return result
+
+        guarded.__name__ = f"guarded_{name}"
+        return guarded
 
     @jinja2.pass_context
     def _concat(self, _context: jinja2.runtime.Context, operands: list[Any]) -> str:
         """``a ~ b ~ ...`` as Jinja does it (``str()`` of each, joined), size-checked."""
-        _check_deadline()
-        texts = [str(operand) for operand in operands]
-        self.check_size(sum(len(text) for text in texts), "a ~ concatenation")
-        return "".join(texts)
+        state = self.state()
+        state.check_time()
+        what = "a ~ concatenation"
+        texts: list[str] = []
+        total = 0
+        for operand in operands:
+            total += state.text_len(operand, what)
+            state.check_chars(total, what)
+            texts.append(operand if type(operand) is str else state.to_text(operand, what))
+        result = "".join(texts)
+        state.remember(result)
+        return result
 
-    def _guard_filter(self, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
-        """Wrap a filter with the deadline check, a size estimate and a result check."""
-        estimate = _FILTER_SIZE_ESTIMATES.get(name)
-        signature = inspect.signature(function) if estimate is not None else None
+    @jinja2.pass_context
+    def _literal(self, _context: jinja2.runtime.Context, value: Any) -> Any:
+        """A list, tuple or dict literal: what it holds may repeat a large value."""
+        state = self.state()
+        state.check_weight(state.weight(value), "a list or dict literal")
+        return value
 
-        @functools.wraps(function)
-        def guarded(*args: Any, **kwargs: Any) -> Any:
-            _check_deadline()
-            if estimate is not None and signature is not None:
-                self.check_size(_estimate(signature, estimate, args, kwargs), f"|{name}'s result")
-            return self.check_value(function(*args, **kwargs), f"|{name}'s result")
-
-        return guarded
-
+    @jinja2.pass_context
     def _to_json(
-        self,
-        value: Any,
-        ensure_ascii: bool = False,
-        indent: int | str | None = None,
-        separators: tuple[str, str] | None = None,
-        sort_keys: bool = False,
+        self, _context: jinja2.runtime.Context, value: Any, *args: Any, **kwargs: Any
     ) -> str:
         """``tojson`` as ``transformers`` defines it: plain ``json.dumps``, no HTML escaping."""
-        encoder = json.JSONEncoder(
-            ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys
-        )
-        if indent is None and separators is None:
-            return encoder.encode(value)
-        # Indentation and separators repeat per item: build piece by piece, within limits.
-        self.check_size(len(indent) if isinstance(indent, str) else indent, "a JSON indent")
-        pieces: list[str] = []
-        length = 0
-        for piece in encoder.iterencode(value):
-            length += len(piece)
-            self.check_size(length, "JSON text")
-            pieces.append(piece)
-        return "".join(pieces)
+        return bounded_json(self.state(), value, *args, **kwargs)
+
+    @jinja2.pass_context
+    def _pprint(self, _context: jinja2.runtime.Context, value: Any) -> str:
+        """``pprint`` (``pprint.pformat``), with its input and output sizes checked."""
+        return bounded_pprint(self.state(), value)
+
+    @jinja2.pass_context
+    def _wordcount(self, _context: jinja2.runtime.Context, value: Any) -> int:
+        """``wordcount``, counted without building a list of the words."""
+        return bounded_wordcount(self.state(), value)
+
+    @_checked
+    def _raise_exception(self, message: Any) -> NoReturn:
+        """``raise_exception(msg)`` as Hugging Face templates call it."""
+        text = self.state().to_text(message, "an error message")
+        raise TemplateError(f"chat template raised an error: {text}")
+
+    @_checked
+    def _strftime_now(self, fmt: Any) -> str:
+        """``strftime_now(fmt)``: the local time now, formatted (used for dates in prompts)."""
+        state = self.state()
+        # A directive (two characters) expands to at most a few dozen characters.
+        state.check_chars(16 * state.text_len(fmt, "a date format") + 64, "a formatted date")
+        return datetime.now().strftime(fmt)
+
+
+def _is_constant(node: nodes.Node) -> bool:
+    """Whether a literal holds only constants (its size is then bounded by the source)."""
+    if isinstance(node, nodes.Const):
+        return True
+    if isinstance(node, (nodes.List, nodes.Tuple)):
+        return all(_is_constant(item) for item in node.items)
+    if isinstance(node, nodes.Dict):
+        return all(_is_constant(pair.key) and _is_constant(pair.value) for pair in node.items)
+    return False
 
 
 class _GuardInserter(NodeTransformer):
-    """Routes what no sandbox hook sees through the guards: ``for`` iterables and ``~``."""
+    """Routes what no sandbox hook sees through the guards: ``for`` iterables, ``~``,
+    and list, tuple and dict literals."""
 
     def visit_For(self, node: nodes.For) -> nodes.Node:
         """``{% for x in seq %}``: every iteration checks the deadline."""
@@ -509,6 +552,24 @@ class _GuardInserter(NodeTransformer):
         operands = nodes.List(node.nodes, lineno=node.lineno)
         return nodes.Filter(operands, _CONCAT_FILTER, [], [], None, None, lineno=node.lineno)
 
+    def _literal(self, node: nodes.List | nodes.Tuple | nodes.Dict) -> nodes.Node:
+        self.generic_visit(node)
+        if _is_constant(node) or getattr(node, "ctx", "load") != "load":
+            return node
+        return nodes.Filter(node, _LITERAL_FILTER, [], [], None, None, lineno=node.lineno)
+
+    def visit_List(self, node: nodes.List) -> nodes.Node:
+        """``[a, b]``: the list's deep size is checked."""
+        return self._literal(node)
+
+    def visit_Tuple(self, node: nodes.Tuple) -> nodes.Node:
+        """``(a, b)``: the tuple's deep size is checked."""
+        return self._literal(node)
+
+    def visit_Dict(self, node: nodes.Dict) -> nodes.Node:
+        """``{k: v}``: the dict's deep size is checked."""
+        return self._literal(node)
+
 
 # --------------------------------------------------------------------------- public
 
@@ -520,8 +581,9 @@ class ChatTemplate:
         source: the Jinja source, e.g. a GGUF's ``tokenizer.chat_template``.
         bos_token, eos_token: the model's BOS/EOS text, as templates expect them.
         max_render_seconds: wall time one render may take.
-        max_output_chars: characters one render may produce; also the longest string
-            or sequence a template may build while rendering.
+        max_output_chars: characters one render may produce; also the largest value
+            (measured deeply, see the module docstring) a template may build.
+        max_memory_bytes: bytes the values a template built and still holds may take.
 
     Raises:
         OptionError: a limit is not a positive number.
@@ -534,8 +596,9 @@ class ChatTemplate:
         *,
         bos_token: str = "",
         eos_token: str = "",
-        max_render_seconds: float = 2.0,
-        max_output_chars: int = 1_000_000,
+        max_render_seconds: float = DEFAULT_MAX_RENDER_SECONDS,
+        max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
+        max_memory_bytes: int = DEFAULT_MAX_MEMORY_BYTES,
     ) -> None:
         for option, value in (
             ("source", source),
@@ -555,17 +618,21 @@ class ChatTemplate:
                 f"`max_render_seconds` must be a positive number, got {max_render_seconds!r}",
                 "max_render_seconds",
             )
-        if not isinstance(max_output_chars, int) or max_output_chars < 1:
-            raise OptionError(
-                f"`max_output_chars` must be an integer >= 1, got {max_output_chars!r}",
-                "max_output_chars",
-            )
+        for option, number in (
+            ("max_output_chars", max_output_chars),
+            ("max_memory_bytes", max_memory_bytes),
+        ):
+            if not isinstance(number, int) or isinstance(number, bool) or number < 1:
+                raise OptionError(f"`{option}` must be an integer >= 1, got {number!r}", option)
         self.source = source
         self.bos_token = bos_token
         self.eos_token = eos_token
         self.max_render_seconds = float(max_render_seconds)
         self.max_output_chars = max_output_chars
-        self._environment = _GuardedEnvironment(max_output_chars)
+        self.max_memory_bytes = max_memory_bytes
+        self._environment = _GuardedEnvironment(
+            Limits(self.max_render_seconds, max_output_chars, max_memory_bytes)
+        )
         self._template = self._compile(source)
         self._content_kind: str | None = None  # decided on first render, see _content_support
 
@@ -681,38 +748,49 @@ class ChatTemplate:
         return _PROBE_TEXT in text and "'type'" not in text and '"type"' not in text
 
     def _render_variables(self, variables: dict[str, Any]) -> str:
-        budget = _RenderBudget(time.monotonic() + self.max_render_seconds, self.max_render_seconds)
-        token = _current_budget.set(budget)
-        chunks = self._template.generate(variables)
-        try:
-            pieces: list[str] = []
-            length = 0
-            for chunk in chunks:
-                length += len(chunk)
-                if length > self.max_output_chars:
-                    raise TemplateSecurityError(
-                        f"chat template output exceeds max_output_chars={self.max_output_chars}"
-                    )
-                budget.check_time()
+        state = RenderState(self._environment.limits)
+        with rendering(state):
+            chunks = self._template.generate(variables)
+            try:
+                return self._collect(state, chunks)
+            except TemplateError:
+                raise
+            except jinja2.exceptions.SecurityError as error:
+                raise TemplateSecurityError(
+                    f"chat template broke a sandbox rule{_at_line(error)}: {_detail(error)}"
+                ) from error
+            except RecursionError as error:
+                raise TemplateError(
+                    f"chat template recursed too deeply{_at_line(error)}: {error}"
+                ) from error
+            except Exception as error:
+                raise TemplateError(
+                    f"chat template failed{_at_line(error)}: "
+                    f"{type(error).__name__}: {_detail(error)}"
+                ) from error
+            finally:
+                if isinstance(chunks, Generator):
+                    chunks.close()
+
+    def _collect(self, state: RenderState, chunks: Iterator[str]) -> str:
+        """The rendered text, counted piece by piece against the output limit."""
+        blocks: list[str] = []
+        pieces: list[str] = []
+        length = 0
+        for chunk in chunks:
+            length += len(chunk)
+            if length > self.max_output_chars:
+                raise TemplateLimitError(
+                    f"chat template output exceeds max_output_chars={self.max_output_chars}"
+                )
+            state.check_time()
+            if chunk:
                 pieces.append(chunk)
-            return "".join(pieces)
-        except TemplateError:
-            raise
-        except jinja2.exceptions.SecurityError as error:
-            raise TemplateSecurityError(
-                f"chat template broke a sandbox rule{_at_line(error)}: {error}"
-            ) from error
-        except RecursionError as error:
-            raise TemplateError(
-                f"chat template recursed too deeply{_at_line(error)}: {error}"
-            ) from error
-        except Exception as error:
-            raise TemplateError(
-                f"chat template failed{_at_line(error)}: {type(error).__name__}: {error}"
-            ) from error
-        finally:
-            chunks.close()
-            _current_budget.reset(token)
+                if len(pieces) >= _OUTPUT_BLOCK_PIECES:
+                    blocks.append("".join(pieces))
+                    pieces.clear()
+                    state.remember(blocks[-1])
+        return "".join(blocks + pieces) if blocks else "".join(pieces)
 
 
 def _join_text_parts(index: int, parts: list[Any]) -> str:
