@@ -104,6 +104,12 @@ def _report(name: str, outcome: dict[str, Any]) -> None:
 
 NESTED_OUTPUT = "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}"
 MANY_SETS = A + "".join(f"{{% set a{i} = a ~ {i} %}}" for i in range(48))
+#: Values of 4 KB, each too small to matter, but 200 of them kept by each of 140 calls.
+SETS_IN_RECURSION = (
+    "{% set b = 'y' * 3900 %}{% macro f(n) %}"
+    + "".join(f"{{% set s{i} = b ~ {i} %}}" for i in range(200))
+    + "{% if n < 140 %}{{ f(n + 1) }}{% endif %}{{ s0 | length }}{% endmacro %}{{ f(0) }}"
+)
 BIG_NAMESPACE = (
     A
     + "{% set ns = namespace() %}"
@@ -213,6 +219,7 @@ GADGETS: list[tuple[str, str, dict[str, Any] | None]] = [
         None,
     ),
     ("many-sets", MANY_SETS, None),
+    ("many-small-sets-in-recursion", SETS_IN_RECURSION, None),
     (
         "copies-until-deadline",
         A + "{% for i in range(100000) %}{% set x = a ~ i %}{% endfor %}",
@@ -635,3 +642,13 @@ def test_errors_quote_long_messages_only_in_part() -> None:
     with pytest.raises(TemplateError, match="KeyError") as caught:
         ChatTemplate("{{ ('%(' ~ ('k' * 100000) ~ ')s') % {} }}").render([])
     assert len(str(caught.value)) < 2000
+
+
+def test_input_data_does_not_count_toward_memory() -> None:
+    # 40 MB of messages, more than max_memory_bytes, all kept at once by the template.
+    messages = [{"role": "user", "content": str(n) + "z" * MB} for n in range(40)]
+    source = (
+        "{% macro f(i) %}{% if i < messages | length %}{% set c = messages[i].content %}"
+        "{{ f(i + 1) }}{{ c | length }},{% endif %}{% endmacro %}{{ f(0) | length }}"
+    )
+    assert ChatTemplate(source).render(messages) == str(40 * len("1048577,"))

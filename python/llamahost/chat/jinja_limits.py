@@ -16,12 +16,14 @@ value costs no more than measuring one at the limit), cycle-safe and deadline-ch
   32 million characters.
 
 A render's memory is bounded twice: no single value may weigh more than
-``max_output_chars``, and values the template built and still holds (strings and
-containers of at least :data:`LEDGER_MIN_BYTES`) may not add up to more than
-``max_memory_bytes``. The second is kept by a ledger: built values are recorded with
+``max_output_chars``, and values the template built and still holds may not add up to
+more than ``max_memory_bytes``. The second is kept by a ledger: built values (from
+:data:`LEDGER_MIN_BYTES`, or from 64 bytes for values the template keeps: assigned with
+``{% set %}`` or ``{% with %}``, passed to a macro, returned by one) are recorded with
 their size, and when the total grows, those only the ledger still references are
 dropped, so what is counted is what the template holds (in variables, recursive macro
-frames, output buffers), not what it once built.
+frames, output buffers), not what it once built. The render's inputs are the caller's
+memory and never count.
 
 Everything raises :class:`~llamahost.errors.TemplateLimitError` naming the limit.
 """
@@ -87,6 +89,9 @@ LEDGER_MIN_BYTES: Final = 4096
 #: Integers above this many bits are refused (``10 ** 10 ** 9`` would take minutes).
 MAX_INTEGER_BITS: Final = 1 << 16
 
+#: Values a template keeps in variables are recorded from this many bytes (see ``hold``).
+_HELD_MIN_BYTES: Final = 64
+
 #: Strings shorter than this are never large enough for the ledger (4 bytes a character).
 _SHORT_STRING: Final = LEDGER_MIN_BYTES // 4
 
@@ -143,12 +148,17 @@ class Limits:
 class RenderState:
     """What one render may still use: its deadline, its size limit, its memory ledger.
 
-    Hooks find the running render's state with :func:`current_state`; outside a render
-    (while a template compiles) they get an untimed state that checks sizes only.
+    Hooks find the running render's state in :data:`current_render`; outside a render
+    (while a template compiles) they use an untimed state that checks sizes only.
+    ``inputs`` are the ids of the render's input data (messages, tools ...): that is the
+    caller's memory, never counted as the template's.
     """
 
-    def __init__(self, limits: Limits, *, timed: bool = True) -> None:
+    def __init__(
+        self, limits: Limits, *, timed: bool = True, inputs: set[int] | None = None
+    ) -> None:
         self.limits = limits
+        self.inputs: set[int] = set() if inputs is None else inputs
         self.max_chars = limits.max_chars
         self.deadline = time.monotonic() + limits.max_seconds if timed else math.inf
         self._held_values: list[object] = []
@@ -215,16 +225,57 @@ class RenderState:
     # memory ------------------------------------------------------------------
 
     def remember(self, value: object) -> None:
-        """Record a value the template built, so that holding on to it counts."""
+        """Record a large value the template built, so that holding on to it counts.
+
+        Small values are left out (a render builds many, and most die at once); a
+        template can only keep them by :meth:`hold`.
+        """
         if isinstance(value, str):
             if len(value) < _SHORT_STRING:
                 return
             size = sys.getsizeof(value)
         elif isinstance(value, (list, tuple, dict, bytes)):
-            size = _container_bytes(value)
+            size = sys.getsizeof(value)
+            if size + 48 * len(value) >= LEDGER_MIN_BYTES:
+                size = self._container_bytes(value)
         else:
             return
-        if size < LEDGER_MIN_BYTES or id(value) in self._held_ids:
+        if size >= LEDGER_MIN_BYTES:
+            self._record(value, size)
+
+    def hold(self, value: object) -> None:
+        """Record a value the template keeps (in a variable, a namespace, a macro
+        argument): then even small ones count, since a recursive macro keeps one per call.
+        """
+        if id(value) in self.inputs:
+            return
+        if isinstance(value, str):
+            size = sys.getsizeof(value)
+        elif isinstance(value, (list, tuple, dict, bytes)):
+            size = self._container_bytes(value)
+        else:
+            return
+        if size >= _HELD_MIN_BYTES:
+            self._record(value, size)
+
+    def _container_bytes(self, value: list[Any] | tuple[Any, ...] | dict[Any, Any] | bytes) -> int:
+        """Bytes a container adds: itself and its small items that are not inputs
+        (large items are recorded on their own when they are built)."""
+        size = sys.getsizeof(value)
+        if isinstance(value, bytes):
+            return size
+        items: Iterable[Any] = (
+            itertools.chain.from_iterable(value.items()) if isinstance(value, dict) else value
+        )
+        inputs = self.inputs
+        for item in items:
+            item_size = sys.getsizeof(item)
+            if item_size < LEDGER_MIN_BYTES and id(item) not in inputs:
+                size += item_size
+        return size
+
+    def _record(self, value: object, size: int) -> None:
+        if id(value) in self._held_ids:
             return
         self._held_ids.add(id(value))
         self._held_values.append(value)
@@ -283,21 +334,6 @@ def _unreferenced_refcount() -> int:
 
 
 _UNREFERENCED: Final = _unreferenced_refcount()
-
-
-def _container_bytes(value: list[Any] | tuple[Any, ...] | dict[Any, Any] | bytes) -> int:
-    """Bytes a built container adds: itself and its small items (large ones count alone)."""
-    size = sys.getsizeof(value)
-    if isinstance(value, bytes) or size + 48 * len(value) < LEDGER_MIN_BYTES:
-        return size
-    items: Iterable[Any] = (
-        itertools.chain.from_iterable(value.items()) if isinstance(value, dict) else value
-    )
-    for item in items:
-        item_size = sys.getsizeof(item)
-        if item_size < LEDGER_MIN_BYTES:
-            size += item_size
-    return size
 
 
 #: The running render's state; None while no render runs (e.g. while a template compiles).
@@ -1610,7 +1646,7 @@ class OutputBuffer(list[str]):
         self._state.remember(block)
 
     def text(self) -> str:
-        """Everything written, as one string."""
+        """Everything written, as one string (a macro's result, a ``{% set %}`` block's)."""
         text = "".join(self)
-        self._state.remember(text)
+        self._state.hold(text)
         return text

@@ -105,10 +105,12 @@ DEFAULT_MAX_MEMORY_BYTES: Final = 32 * 1024 * 1024
 _STANDARD_VARIABLES = ("messages", "tools", "add_generation_prompt", "bos_token", "eos_token")
 
 #: Names of the hidden filters the compiled template calls: around every ``for`` loop's
-#: iterable, every ``~`` and every list, tuple or dict literal that is not a constant.
+#: iterable, every ``~``, every list, tuple or dict literal that is not a constant, and
+#: every value assigned with ``{% set %}`` or ``{% with %}``.
 _LOOP_GUARD_FILTER = "llamahost_loop_guard"
 _CONCAT_FILTER = "llamahost_concat"
 _LITERAL_FILTER = "llamahost_literal"
+_HOLD_FILTER = "llamahost_hold"
 
 #: Text that marks a message's content while probing what content types a template takes.
 _PROBE_TEXT = "llamahost-content-probe"
@@ -194,13 +196,18 @@ class _GenerationTagExtension(Extension):
         return parser.parse_statements(("name:endgeneration",), drop_needle=True)
 
 
-def _plain(value: Any) -> Any:
-    """A deep copy of JSON-like data with every mapping a dict and every sequence a list."""
+def _plain(value: Any, ids: set[int]) -> Any:
+    """A deep copy of JSON-like data with every mapping a dict and every sequence a list;
+    the id of every object in it is added to ``ids``."""
+    copy: Any
     if isinstance(value, Mapping):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    return value
+        copy = {key: _plain(item, ids) for key, item in value.items()}
+    elif isinstance(value, (list, tuple)):
+        copy = [_plain(item, ids) for item in value]
+    else:
+        copy = value
+    ids.add(id(copy))
+    return copy
 
 
 def _template_line(error: BaseException) -> int | None:
@@ -277,6 +284,7 @@ class _GuardedEnvironment(ImmutableSandboxedEnvironment):
         self.filters[_LOOP_GUARD_FILTER] = _loop_guard
         self.filters[_CONCAT_FILTER] = self._concat
         self.filters[_LITERAL_FILTER] = self._literal
+        self.filters[_HOLD_FILTER] = self._hold
 
     def state(self) -> RenderState:
         """The running render's state (an untimed one while the template compiles)."""
@@ -362,8 +370,12 @@ class _GuardedEnvironment(ImmutableSandboxedEnvironment):
             result = super().call(context, obj, *args, **kwargs)
             state.remember_new(result, owner, *args)
             return result
-        if isinstance(obj, (Macro, LoopContext)) or getattr(obj, "llamahost_checked", False):
-            # Macros and recursive loops return what their output buffers joined.
+        if isinstance(obj, Macro):
+            # A macro keeps its arguments while it runs, and returns its output buffer.
+            for argument in (*args, *kwargs.values()):
+                state.hold(argument)
+            return super().call(context, obj, *args, **kwargs)
+        if isinstance(obj, LoopContext) or getattr(obj, "llamahost_checked", False):
             return super().call(context, obj, *args, **kwargs)
         what = method_label(obj)
         total = 0
@@ -492,6 +504,12 @@ class _GuardedEnvironment(ImmutableSandboxedEnvironment):
         return value
 
     @jinja2.pass_context
+    def _hold(self, _context: jinja2.runtime.Context, value: Any) -> Any:
+        """A value assigned to a name: the template keeps it, so it counts however small."""
+        (current_render.get() or self.idle_state).hold(value)
+        return value
+
+    @jinja2.pass_context
     def _to_json(
         self, _context: jinja2.runtime.Context, value: Any, *args: Any, **kwargs: Any
     ) -> str:
@@ -534,6 +552,11 @@ def _is_constant(node: nodes.Node) -> bool:
     return False
 
 
+def _hold(node: nodes.Node) -> nodes.Expr:
+    """``node``'s value, recorded as kept by the template (see ``RenderState.hold``)."""
+    return nodes.Filter(node, _HOLD_FILTER, [], [], None, None, lineno=node.lineno)
+
+
 class _GuardInserter(NodeTransformer):
     """Routes what no sandbox hook sees through the guards: ``for`` iterables, ``~``,
     and list, tuple and dict literals."""
@@ -544,6 +567,18 @@ class _GuardInserter(NodeTransformer):
         node.iter = nodes.Filter(
             node.iter, _LOOP_GUARD_FILTER, [], [], None, None, lineno=node.iter.lineno
         )
+        return node
+
+    def visit_Assign(self, node: nodes.Assign) -> nodes.Node:
+        """``{% set x = value %}``: the value is kept, so it counts toward memory."""
+        self.generic_visit(node)
+        node.node = _hold(node.node)
+        return node
+
+    def visit_With(self, node: nodes.With) -> nodes.Node:
+        """``{% with x = value %}``: as for ``{% set %}``."""
+        self.generic_visit(node)
+        node.values = [_hold(value) for value in node.values]
         return node
 
     def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
@@ -677,15 +712,15 @@ class ChatTemplate:
             TemplateSecurityError: the template broke a sandbox rule or a limit.
             TemplateError: the template failed for any other reason.
         """
-        variables = self._variables(messages, add_generation_prompt, tools, extra_context)
+        variables, inputs = self._variables(messages, add_generation_prompt, tools, extra_context)
         kind = self._content_support()
         for index, message in enumerate(variables["messages"]):
             content = message.get("content")
             if kind == "string" and isinstance(content, list):
-                message["content"] = _join_text_parts(index, content)
+                message["content"] = _plain(_join_text_parts(index, content), inputs)
             elif kind == "parts" and isinstance(content, str):
-                message["content"] = [{"type": "text", "text": content}]
-        return self._render_variables(variables)
+                message["content"] = _plain([{"type": "text", "text": content}], inputs)
+        return self._render_variables(variables, inputs)
 
     def _variables(
         self,
@@ -693,7 +728,9 @@ class ChatTemplate:
         add_generation_prompt: bool,
         tools: Sequence[Mapping[str, Any]] | None,
         extra_context: Mapping[str, Any] | None,
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], set[int]]:
+        """The template's variables (copies of the caller's data), and the ids of
+        everything in them (the render's inputs, which the memory limit leaves out)."""
         if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
             raise OptionError(
                 f"`messages` must be a sequence of mappings, got {type(messages).__name__}",
@@ -705,9 +742,10 @@ class ChatTemplate:
                     f"`messages[{index}]` must be a mapping, got {type(message).__name__}",
                     "messages",
                 )
+        inputs: set[int] = set()
         variables: dict[str, Any] = {
-            "messages": _plain(messages),
-            "tools": None if tools is None else _plain(tools),
+            "messages": _plain(messages, inputs),
+            "tools": None if tools is None else _plain(tools, inputs),
             "add_generation_prompt": bool(add_generation_prompt),
             "bos_token": self.bos_token,
             "eos_token": self.eos_token,
@@ -718,8 +756,8 @@ class ChatTemplate:
                     f"`extra_context` may not set {name!r}: it is a standard template name",
                     "extra_context",
                 )
-            variables[name] = _plain(value)
-        return variables
+            variables[name] = _plain(value, inputs)
+        return variables, inputs
 
     def _content_support(self) -> str:
         """Which content form the template takes: 'string', 'parts', 'both' or 'unknown'.
@@ -738,17 +776,17 @@ class ChatTemplate:
         return self._content_kind
 
     def _probe(self, message: dict[str, Any]) -> bool:
-        variables = self._variables([message], True, None, None)
+        variables, inputs = self._variables([message], True, None, None)
         try:
-            text = self._render_variables(variables)
+            text = self._render_variables(variables, inputs)
         except TemplateSecurityError:
             raise
         except TemplateError:
             return False
         return _PROBE_TEXT in text and "'type'" not in text and '"type"' not in text
 
-    def _render_variables(self, variables: dict[str, Any]) -> str:
-        state = RenderState(self._environment.limits)
+    def _render_variables(self, variables: dict[str, Any], inputs: set[int]) -> str:
+        state = RenderState(self._environment.limits, inputs=inputs)
         with rendering(state):
             chunks = self._template.generate(variables)
             try:
