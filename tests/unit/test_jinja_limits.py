@@ -558,7 +558,7 @@ def test_text_size_is_an_upper_bound_of_str(value: Any) -> None:
 def test_json_size_is_an_upper_bound_of_json_dumps(value: Any, options: dict[str, Any]) -> None:
     if isinstance(value, dict) and any(isinstance(key, tuple) for key in value):
         value = {str(key): item for key, item in value.items()}
-    style, _ = jinja_limits._json_style(
+    style, _ = jinja_limits.json_style(
         options.get("ensure_ascii", False), options.get("indent"), options.get("separators")
     )
     expected = len(json.dumps(value, **{"ensure_ascii": False, **options}))
@@ -567,10 +567,10 @@ def test_json_size_is_an_upper_bound_of_json_dumps(value: Any, options: dict[str
 
 
 def test_weight_counts_every_item_at_least_item_weight() -> None:
-    assert measure(["a"] * 1000, STATE, jinja_limits._WEIGHT) >= 1000 * ITEM_WEIGHT
-    assert measure("x" * 1000, STATE, jinja_limits._WEIGHT) == 1000
+    assert measure(["a"] * 1000, STATE, jinja_limits.WEIGHT) >= 1000 * ITEM_WEIGHT
+    assert measure("x" * 1000, STATE, jinja_limits.WEIGHT) == 1000
     shared = ["y" * 1000]
-    assert measure([shared, shared], STATE, jinja_limits._WEIGHT) >= 2000
+    assert measure([shared, shared], STATE, jinja_limits.WEIGHT) >= 2000
 
 
 def test_measuring_stops_once_past_the_limit_and_survives_cycles_and_depth() -> None:
@@ -593,8 +593,8 @@ def test_measuring_stops_once_past_the_limit_and_survives_cycles_and_depth() -> 
 def test_character_tables_match_python() -> None:
     # Only the characters below 0x3001 can be whitespace or line breaks.
     characters = [chr(code) for code in range(0x3001)]
-    assert set(jinja_limits._WHITESPACE) == {c for c in characters if c.isspace()}
-    assert set(jinja_limits._LINE_BREAKS) == {
+    assert set(jinja_limits.WHITESPACE) == {c for c in characters if c.isspace()}
+    assert set(jinja_limits.LINE_BREAKS) == {
         c for c in characters if len(f"a{c}b".splitlines()) == 2
     }
     state = RenderState(Limits(2.0, 1000, 10**9), timed=False)

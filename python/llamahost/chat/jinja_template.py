@@ -61,26 +61,28 @@ from jinja2.utils import _PassArg
 from jinja2.visitor import NodeTransformer
 from markupsafe import Markup
 
-from llamahost.chat.jinja_limits import (
-    LEDGER_MIN_BYTES,
+from llamahost.chat.jinja_checks import (
     FilterPolicy,
-    GuardedIterator,
-    Limits,
-    OutputBuffer,
-    RenderState,
     bounded_json,
     bounded_pprint,
     bounded_wordcount,
-    check_deadline,
-    current_render,
-    escaped_size,
     filter_policy,
     method_label,
     method_policy,
     printf_size,
-    rendering,
     str_format_size,
     test_policy,
+)
+from llamahost.chat.jinja_limits import (
+    LEDGER_MIN_BYTES,
+    GuardedIterator,
+    Limits,
+    OutputBuffer,
+    RenderState,
+    check_deadline,
+    current_render,
+    escaped_size,
+    rendering,
 )
 from llamahost.errors import (
     OptionError,
