@@ -1,5 +1,8 @@
 """GGUF files: metadata without loading weights, split models, and shard discovery.
 
+Headers are read in pure Python (:mod:`llamahost.gguf_header`), so importing this module
+and reading metadata never loads the native extension; only split and merge do.
+
 A split ("sharded") model is a set of files ``<prefix>-00001-of-0000N.gguf`` …
 ``<prefix>-0000N-of-0000N.gguf``; each carries ``split.no`` and ``split.count``, and the
 first carries all other metadata. :func:`model_paths` turns what a user passes (a file, a
@@ -14,77 +17,14 @@ import os
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from llamahost import _native
 from llamahost.errors import ModelLoadError, ShardError
+from llamahost.gguf_header import GGUFInfo, read_gguf
+from llamahost.gguf_header import TensorInfo as TensorInfo  # re-exported: it used to live here
 
 PathLike = str | os.PathLike[str]
 SHARD_NAME = re.compile(r"^(?P<prefix>.*)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$")
-
-
-@dataclass(frozen=True)
-class TensorInfo:
-    name: str
-    type: str
-    shape: tuple[int, ...]
-    offset: int  # absolute position of the data in the file
-    size: int  # bytes
-
-
-@dataclass(frozen=True)
-class GGUFInfo:
-    """The header of a GGUF file: metadata and tensor infos (no weights)."""
-
-    path: str
-    version: int
-    alignment: int
-    data_offset: int
-    metadata: dict[str, Any]
-    tensors: tuple[TensorInfo, ...]
-    omitted_arrays: dict[str, tuple[str, int]]  # arrays left out: key -> (item type, length)
-
-    @property
-    def architecture(self) -> str | None:
-        arch = self.metadata.get("general.architecture")
-        return arch if isinstance(arch, str) else None
-
-    @property
-    def split_no(self) -> int:
-        return int(self.metadata.get("split.no", 0))
-
-    @property
-    def split_count(self) -> int:
-        return int(self.metadata.get("split.count", 0))
-
-    def arch_value(self, key: str) -> Any:
-        """An architecture-scoped key, e.g. arch_value("context_length")."""
-        return self.metadata.get(f"{self.architecture}.{key}")
-
-
-def read_gguf(path: PathLike, *, max_array_length: int = -1) -> GGUFInfo:
-    """Read a GGUF file's metadata and tensor infos without loading weights.
-
-    Arrays longer than `max_array_length` (when >= 0; e.g. the tokenizer's vocabulary) are
-    left out of `metadata` and listed in `omitted_arrays`. Raises GGUFError for a file
-    that is not a readable GGUF.
-    """
-    raw = _native.read_gguf(os.fspath(path), max_array_length)
-    tensors = tuple(
-        TensorInfo(t["name"], t["type"], tuple(t["shape"]), t["offset"], t["size"])
-        for t in raw["tensors"]
-    )
-    return GGUFInfo(
-        path=raw["path"],
-        version=raw["version"],
-        alignment=raw["alignment"],
-        data_offset=raw["data_offset"],
-        metadata=dict(raw["metadata"]),
-        tensors=tensors,
-        omitted_arrays={k: tuple(v) for k, v in raw["omitted_arrays"].items()},
-    )
 
 
 def split_gguf(path: PathLike, out_prefix: PathLike, n_splits: int) -> list[str]:
@@ -93,11 +33,15 @@ def split_gguf(path: PathLike, out_prefix: PathLike, n_splits: int) -> list[str]
     Tensors are divided into contiguous groups of about equal size; llama.cpp loads the
     shards as one model from the first. Returns the shard paths in order.
     """
+    from llamahost import _native
+
     return list(_native.split_gguf(os.fspath(path), os.fspath(out_prefix), int(n_splits)))
 
 
 def merge_gguf(first_shard: PathLike, out_path: PathLike) -> str:
     """Merge every shard of a split model (found from its first shard) into one file."""
+    from llamahost import _native
+
     return str(_native.merge_gguf(os.fspath(first_shard), os.fspath(out_path)))
 
 
