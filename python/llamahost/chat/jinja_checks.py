@@ -28,7 +28,7 @@ import re
 import string
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from jinja2 import Environment
 from jinja2.filters import make_attrgetter
@@ -89,20 +89,22 @@ _PRINTF_FIELD: Final = re.compile(
 )
 _WORD: Final = re.compile(r"\w+")
 
+_MISSING: Final = object()
+
 
 # --------------------------------------------------------------------------- formatting
 
 
-def _arg(args: Args, kwargs: Mapping[str, Any], index: int, name: str) -> Any:
-    """Argument ``index`` (positional) or ``name`` (keyword), or None when not given."""
+def _names(text: str) -> tuple[str, ...]:
+    """The space-separated names in ``text``."""
+    return tuple(text.split())
+
+
+def _arg(args: Args, kwargs: Mapping[str, Any], index: int, name: str, default: Any = None) -> Any:
+    """Argument ``index`` if given by position, else ``name`` if given by name, else ``default``."""
     if len(args) > index:
         return args[index]
-    return kwargs.get(name)
-
-
-def _arg_or(args: Args, kwargs: Mapping[str, Any], index: int, name: str, default: Any) -> Any:
-    value = _arg(args, kwargs, index, name)
-    return default if value is None and name not in kwargs and len(args) <= index else value
+    return kwargs.get(name, default)
 
 
 def printf_size(state: RenderState, fmt: str, values: Any, what: str) -> int:
@@ -190,10 +192,7 @@ def _replace_size(text: str, old: str, new: str, count: object) -> int:
 
 #: ``policy(state, environment, what, args, kwargs)`` checks a call before it runs and may
 #: return replacement ``(args, kwargs)`` (e.g. an iterator already consumed into a list).
-Policy = Callable[
-    [RenderState, Environment, str, Args, Kwargs],
-    "tuple[Args, Kwargs] | None",
-]
+Policy = Callable[[RenderState, Environment, str, Args, Kwargs], tuple[Args, Kwargs] | None]
 
 
 @dataclass(frozen=True)
@@ -203,7 +202,7 @@ class FilterPolicy:
     ``"keep"`` records it in the memory ledger, ``"none"`` returns it as it is."""
 
     pre: Policy | None
-    post: str
+    post: Literal["none", "keep", "check", "iter"]
 
 
 def _pre_iterate(
@@ -258,7 +257,7 @@ def _pre_center(
     state: RenderState, env: Environment, what: str, args: Args, kwargs: Kwargs
 ) -> None:
     size = state.text_len(args[0], what) if args else 0
-    width = _arg_or(args, kwargs, 1, "width", 80)
+    width = _arg(args, kwargs, 1, "width", 80)
     if isinstance(width, int):
         state.check_chars(max(size, width), what)
 
@@ -298,7 +297,7 @@ def _pre_indent(
     if not args or not isinstance(args[0], str):
         return
     text = args[0]
-    width = _arg_or(args, kwargs, 1, "width", 4)
+    width = _arg(args, kwargs, 1, "width", 4)
     pad = len(width) if isinstance(width, str) else max(width, 0) if isinstance(width, int) else 0
     lines = count_any(text, LINE_BREAKS) + 2
     state.check_weight(len(text) + lines * ITEM_WEIGHT, what)
@@ -311,7 +310,7 @@ def _pre_join(
     if not args:
         return None
     items = materialize(state, args[0], what)
-    separator = state.text_len(_arg_or(args, kwargs, 1, "d", ""), what)
+    separator = state.text_len(_arg(args, kwargs, 1, "d", ""), what)
     attribute = _arg(args, kwargs, 2, "attribute")
     values: Iterable[Any] = items
     if attribute is not None:
@@ -332,7 +331,7 @@ def _pre_sum(
         return None
     items = materialize(state, args[0], what)
     attribute = _arg(args, kwargs, 1, "attribute")
-    start = _arg_or(args, kwargs, 2, "start", 0)
+    start = _arg(args, kwargs, 2, "start", 0)
     values = list(map(make_attrgetter(env, attribute), items)) if attribute is not None else items
     if isinstance(start, (list, tuple)):
         length = len(start)
@@ -372,11 +371,11 @@ def _pre_slice(state: RenderState, env: Environment, what: str, args: Args, kwar
 def _pre_replace(
     state: RenderState, env: Environment, what: str, args: Args, kwargs: Kwargs
 ) -> None:
-    if len(args) < 3 and ("old" not in kwargs or "new" not in kwargs):
-        return
+    old, new = _arg(args, kwargs, 1, "old", _MISSING), _arg(args, kwargs, 2, "new", _MISSING)
+    if not args or old is _MISSING or new is _MISSING:
+        return  # the filter itself reports the missing argument
     text = state.to_text(args[0], what)
-    old = state.to_text(_arg(args, kwargs, 1, "old"), what)
-    new = state.to_text(_arg(args, kwargs, 2, "new"), what)
+    old, new = state.to_text(old, what), state.to_text(new, what)
     state.check_chars(_replace_size(text, old, new, _arg(args, kwargs, 3, "count")), what)
 
 
@@ -392,8 +391,11 @@ def _pre_urlencode(
     state: RenderState, env: Environment, what: str, args: Args, kwargs: Kwargs
 ) -> None:
     if args:
-        # UTF-8 takes up to 4 bytes a character, each quoted as %XX.
-        state.check_chars(12 * state.text_len(args[0], what), what)
+        # Each UTF-8 byte is quoted as up to three characters (%XX); a character takes
+        # one byte if ASCII, up to four otherwise.
+        value = args[0]
+        per_char = 3 if isinstance(value, str) and value.isascii() else 12
+        state.check_chars(per_char * state.text_len(value, what), what)
 
 
 def _pre_urlize(
@@ -417,7 +419,7 @@ def _pre_wordwrap(
     if not args or not isinstance(args[0], str):
         return
     text = args[0]
-    width = _arg_or(args, kwargs, 1, "width", 79)
+    width = _arg(args, kwargs, 1, "width", 79)
     if not isinstance(width, int) or width <= 0:
         return
     wrapstring = _arg(args, kwargs, 3, "wrapstring")
@@ -451,26 +453,12 @@ _NONE: Final = FilterPolicy(None, "none")
 _GENERIC: Final = FilterPolicy(_pre_generic, "check")
 
 _FILTER_POLICIES: Final[dict[str, FilterPolicy]] = {
+    # Filters that return a number, a bool, part of their input, or one of their arguments;
+    # and those implemented here with their own checks (pprint, tojson, wordcount).
     **dict.fromkeys(
-        (
-            "abs",
-            "attr",
-            "count",
-            "d",
-            "default",
-            "filesizeformat",
-            "first",
-            "float",
-            "int",
-            "last",
-            "length",
-            "random",
-            "round",
-            "truncate",
-            # Implemented here with their own checks:
-            "pprint",
-            "tojson",
-            "wordcount",
+        _names(
+            "abs attr count d default filesizeformat first float int last length random round "
+            "truncate pprint tojson wordcount"
         ),
         _NONE,
     ),
@@ -519,45 +507,11 @@ _TEST_POLICIES: Final[dict[str, FilterPolicy]] = {
     "upper": FilterPolicy(_pre_text, "none"),
 }
 _KNOWN_TESTS: Final = frozenset(
-    [
-        "!=",
-        "<",
-        "<=",
-        "==",
-        ">",
-        ">=",
-        "boolean",
-        "callable",
-        "defined",
-        "divisibleby",
-        "eq",
-        "equalto",
-        "escaped",
-        "even",
-        "false",
-        "filter",
-        "float",
-        "ge",
-        "greaterthan",
-        "gt",
-        "in",
-        "integer",
-        "iterable",
-        "le",
-        "lessthan",
-        "lt",
-        "mapping",
-        "ne",
-        "none",
-        "number",
-        "odd",
-        "sameas",
-        "sequence",
-        "string",
-        "test",
-        "true",
-        "undefined",
-    ]
+    _names(
+        "!= < <= == > >= boolean callable defined divisibleby eq equalto escaped even false "
+        "filter float ge greaterthan gt in integer iterable le lessthan lt mapping ne none "
+        "number odd sameas sequence string test true undefined"
+    )
 )
 
 
@@ -576,10 +530,7 @@ def test_policy(name: str) -> FilterPolicy:
 # --------------------------------------------------------------------------- method policies
 
 #: ``check(state, owner, what, args, kwargs)`` runs before a method of a built-in type.
-MethodCheck = Callable[
-    [RenderState, Any, str, Args, Kwargs],
-    "tuple[Args, Kwargs] | None",
-]
+MethodCheck = Callable[[RenderState, Any, str, Args, Kwargs], tuple[Args, Kwargs] | None]
 
 
 def _method_what(owner: object, name: str) -> str:
@@ -600,7 +551,7 @@ def _check_case(state: RenderState, owner: Any, what: str, args: Args, kwargs: K
 def _check_expandtabs(
     state: RenderState, owner: Any, what: str, args: Args, kwargs: Kwargs
 ) -> None:
-    size = _arg_or(args, kwargs, 0, "tabsize", 8)
+    size = _arg(args, kwargs, 0, "tabsize", 8)
     if isinstance(size, int):
         tab = b"\t" if isinstance(owner, bytes) else "\t"
         state.check_chars(len(owner) + owner.count(tab) * max(size, 0), what)
@@ -610,7 +561,7 @@ def _check_replace(state: RenderState, owner: Any, what: str, args: Args, kwargs
     old, new = _arg(args, kwargs, 0, "old"), _arg(args, kwargs, 1, "new")
     if type(old) is not type(new) or not isinstance(old, (str, bytes)):
         return
-    count = _arg_or(args, kwargs, 2, "count", -1)
+    count = _arg(args, kwargs, 2, "count", -1)
     occurrences = len(owner) + 1 if not old else owner.count(old)
     if isinstance(count, int) and count >= 0:
         occurrences = min(occurrences, count)
@@ -636,7 +587,7 @@ def _check_join(
 
 def _check_split(state: RenderState, owner: Any, what: str, args: Args, kwargs: Kwargs) -> None:
     separator = _arg(args, kwargs, 0, "sep")
-    maxsplit = _arg_or(args, kwargs, 1, "maxsplit", -1)
+    maxsplit = _arg(args, kwargs, 1, "maxsplit", -1)
     if isinstance(owner, bytes):
         pieces = len(owner) + 1
     elif separator is None:
@@ -711,7 +662,7 @@ def _check_fromkeys(
 
 
 def _check_to_bytes(state: RenderState, owner: Any, what: str, args: Args, kwargs: Kwargs) -> None:
-    length = _arg_or(args, kwargs, 0, "length", 1)
+    length = _arg(args, kwargs, 0, "length", 1)
     if isinstance(length, int):
         state.check_chars(4 * length + 3, what)
 
@@ -731,38 +682,15 @@ def _no_check(state: RenderState, owner: Any, what: str, args: Args, kwargs: Kwa
 
 _TEXT_METHODS: Final[dict[str, MethodCheck]] = {
     **dict.fromkeys(
-        [
-            "count",
-            "endswith",
-            "find",
-            "index",
-            "isalnum",
-            "isalpha",
-            "isascii",
-            "isdecimal",
-            "isdigit",
-            "isidentifier",
-            "islower",
-            "isnumeric",
-            "isprintable",
-            "isspace",
-            "istitle",
-            "isupper",
-            "lstrip",
-            "removeprefix",
-            "removesuffix",
-            "rfind",
-            "rindex",
-            "rstrip",
-            "startswith",
-            "strip",
-            "unescape",
-            "striptags",
-        ],
+        _names(
+            "count endswith find index isalnum isalpha isascii isdecimal isdigit isidentifier "
+            "islower isnumeric isprintable isspace istitle isupper lstrip removeprefix "
+            "removesuffix rfind rindex rstrip startswith strip unescape striptags"
+        ),
         _no_check,
     ),
-    **dict.fromkeys(["capitalize", "casefold", "lower", "upper", "swapcase", "title"], _check_case),
-    **dict.fromkeys(["center", "ljust", "rjust", "zfill"], _check_padded),
+    **dict.fromkeys(_names("capitalize casefold lower upper swapcase title"), _check_case),
+    **dict.fromkeys(_names("center ljust rjust zfill"), _check_padded),
     "expandtabs": _check_expandtabs,
     "replace": _check_replace,
     "join": _check_join,
@@ -777,13 +705,13 @@ _TEXT_METHODS: Final[dict[str, MethodCheck]] = {
     "translate": _check_translate,
 }
 _CONTAINER_METHODS: Final[dict[str, MethodCheck]] = {
-    **dict.fromkeys(["count", "index", "get", "items", "keys", "values"], _no_check),
+    **dict.fromkeys(_names("count index get items keys values"), _no_check),
     "copy": _check_copy,
     "fromkeys": _check_fromkeys,
 }
 _INT_METHODS: Final[dict[str, MethodCheck]] = {
     **dict.fromkeys(
-        ["as_integer_ratio", "bit_count", "bit_length", "conjugate", "is_integer", "hex"], _no_check
+        _names("as_integer_ratio bit_count bit_length conjugate is_integer hex"), _no_check
     ),
     "to_bytes": _check_to_bytes,
     "from_bytes": _check_from_bytes,

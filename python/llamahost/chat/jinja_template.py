@@ -338,9 +338,10 @@ class _GuardedEnvironment(ImmutableSandboxedEnvironment):
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
         """``'...'.format`` from the template: the result's size is checked first."""
-        wrapped = super().wrap_str_format(value)
-        if wrapped is None:
+        sandboxed = super().wrap_str_format(value)
+        if sandboxed is None:
             return None
+        format_string = sandboxed
         fmt: str = value.__self__
         is_format_map = value.__name__ == "format_map"
 
@@ -352,8 +353,7 @@ class _GuardedEnvironment(ImmutableSandboxedEnvironment):
                 str_format_size(state, fmt, (), args[0] if len(args) == 1 else {})
             else:
                 str_format_size(state, fmt, args, kwargs)
-            assert wrapped is not None
-            result = wrapped(*args, **kwargs)
+            result = format_string(*args, **kwargs)
             state.remember(result)
             return result
 
@@ -491,9 +491,10 @@ class _GuardedEnvironment(ImmutableSandboxedEnvironment):
         texts: list[str] = []
         total = 0
         for operand in operands:
-            total += state.text_len(operand, what)
+            text = operand if type(operand) is str else state.to_text(operand, what)
+            total += len(text)
             state.check_chars(total, what)
-            texts.append(operand if type(operand) is str else state.to_text(operand, what))
+            texts.append(text)
         result = "".join(texts)
         state.remember(result)
         return result
