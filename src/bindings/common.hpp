@@ -153,6 +153,10 @@ public:
     void decode_sequence(const std::vector<llama_token> &tokens, llama_pos pos0,
                          llama_seq_id seq_id, bool logits_last);
 
+    // Raise OptionError for a sequence id outside [0, n_seq_max) (-1 allowed when `any`).
+    void check_seq(llama_seq_id seq_id, bool any) const;
+    bool kv_unified() const { return kv_unified_; }
+
     void abort() { abort_requested_.store(true); }
     void clear_abort() { abort_requested_.store(false); }
     bool abort_requested() const { return abort_requested_.load(); }
@@ -165,6 +169,7 @@ private:
     std::shared_ptr<Model> model_;  // keeps the weights alive as long as the context
     llama_context_ptr ctx_;
     std::atomic<bool> abort_requested_{false};
+    bool kv_unified_ = false;
     std::unique_ptr<Batch> chunk_batch_;
 };
 void register_context(py::module_ &m);

@@ -138,6 +138,15 @@ Context::Context(std::shared_ptr<Model> model, const llama_context_params &param
                                   "): " + reason);
     }
     ctx_.reset(raw);
+    kv_unified_ = p.kv_unified;
+}
+
+void Context::check_seq(llama_seq_id seq_id, bool any) const {
+    const auto n_seq_max = static_cast<llama_seq_id>(llama_n_seq_max(ctx_.get()));
+    if ((any && seq_id == -1) || (seq_id >= 0 && seq_id < n_seq_max)) return;
+    // llama.cpp asserts (aborts the process) on a sequence id outside its range.
+    raise("OptionError", "`seq_id` must be in [" + std::string(any ? "-1" : "0") + ", " +
+                             n_str(n_seq_max - 1) + "] for this context, got " + n_str(seq_id));
 }
 
 bool Context::abort_callback(void *data) {
@@ -369,6 +378,7 @@ called from any thread.)doc")
         .def(
             "seq_rm",
             [](Context &c, llama_seq_id s, llama_pos p0, llama_pos p1) {
+                c.check_seq(s, /*any=*/true);
                 return llama_memory_seq_rm(c.memory(), s, p0, p1);
             },
             py::arg("seq_id"), py::arg("p0") = -1, py::arg("p1") = -1,
@@ -376,15 +386,31 @@ called from any thread.)doc")
         .def(
             "seq_cp",
             [](Context &c, llama_seq_id src, llama_seq_id dst, llama_pos p0, llama_pos p1) {
+                c.check_seq(src, false);
+                c.check_seq(dst, false);
+                // Separate KV streams (kv_unified false) copy whole sequences only; llama.cpp
+                // aborts the process on a partial range.
+                if (!c.kv_unified() && src != dst && (p0 > 0 || p1 > 0)) {
+                    raise("OptionError",
+                          "`seq_cp` between sequences of separate KV streams copies whole "
+                          "sequences: use p0=-1, p1=-1, then seq_rm the tail");
+                }
                 llama_memory_seq_cp(c.memory(), src, dst, p0, p1);
             },
-            py::arg("src"), py::arg("dst"), py::arg("p0") = -1, py::arg("p1") = -1)
+            py::arg("src"), py::arg("dst"), py::arg("p0") = -1, py::arg("p1") = -1,
+            "Copy positions [p0, p1) of sequence src to dst (shared cells in a unified KV "
+            "cache; a whole-sequence copy between separate streams).")
         .def(
-            "seq_keep", [](Context &c, llama_seq_id s) { llama_memory_seq_keep(c.memory(), s); },
+            "seq_keep",
+            [](Context &c, llama_seq_id s) {
+                c.check_seq(s, false);
+                llama_memory_seq_keep(c.memory(), s);
+            },
             py::arg("seq_id"))
         .def(
             "seq_add",
             [](Context &c, llama_seq_id s, llama_pos p0, llama_pos p1, llama_pos delta) {
+                c.check_seq(s, false);
                 if (!llama_memory_can_shift(c.memory())) {
                     raise("DecodeError", "this model's memory cannot shift positions");
                 }
@@ -393,11 +419,17 @@ called from any thread.)doc")
             py::arg("seq_id"), py::arg("p0"), py::arg("p1"), py::arg("delta"))
         .def(
             "seq_pos_min",
-            [](Context &c, llama_seq_id s) { return llama_memory_seq_pos_min(c.memory(), s); },
+            [](Context &c, llama_seq_id s) {
+                c.check_seq(s, false);
+                return llama_memory_seq_pos_min(c.memory(), s);
+            },
             py::arg("seq_id"))
         .def(
             "seq_pos_max",
-            [](Context &c, llama_seq_id s) { return llama_memory_seq_pos_max(c.memory(), s); },
+            [](Context &c, llama_seq_id s) {
+                c.check_seq(s, false);
+                return llama_memory_seq_pos_max(c.memory(), s);
+            },
             py::arg("seq_id"))
         .def_property_readonly(
             "can_shift", [](Context &c) { return llama_memory_can_shift(c.memory()); })

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import llamahost
+from llamahost.engine.session_pool import SessionPool
 from llamahost.errors import (
     AbortedError,
     ContextOverflowError,
@@ -157,7 +158,8 @@ def test_two_threads_stream_side_by_side(model: llamahost.Model) -> None:
 
 
 def test_abandoned_stream_frees_its_session(model: llamahost.Model) -> None:
-    pool = model._sessions
+    pool = model._executor
+    assert isinstance(pool, SessionPool)
     stream = model.generate("abandon", stream=True, **GREEDY)
     next(stream)
     assert pool.busy_count == 1

@@ -38,7 +38,7 @@ from llamahost.engine.responses import (
     Metrics,
 )
 from llamahost.engine.session import GenerationRequest, Session
-from llamahost.engine.session_pool import SessionPool
+from llamahost.engine.session_pool import Executor, SessionPool
 from llamahost.engine.structured import Format, grammar_for
 from llamahost.errors import GGUFError, LlamahostError, ModelLoadError, OptionError
 from llamahost.gguf import PathLike, model_paths
@@ -60,7 +60,10 @@ class Model:
         system: str | None = None,
         messages: Sequence[Mapping[str, Any]] = (),
         adapters: Sequence[_native.Adapter] = (),
+        executor: Executor | None = None,
     ) -> None:
+        """Wrap a loaded native model. `executor` runs the token-level generations: by
+        default a pool of sessions in this process (the runner passes its batch engine)."""
         self._native = native
         self.options = options
         self.load_duration_ns = load_duration_ns
@@ -68,7 +71,7 @@ class Model:
         self.messages = [dict(m) for m in messages]  # put before every chat (Modelfile MESSAGE)
         self.adapters = list(adapters)
         self._formatter = ChatFormatter(native, template)
-        self._sessions = SessionPool(native, self.adapters)
+        self._executor: Executor = executor or SessionPool(native, self.adapters)
         self._embed_lock = threading.Lock()
         self._embedder: Embedder | None = None
         self._load_pending = True  # the first request reports the load duration
@@ -117,7 +120,7 @@ class Model:
     def close(self) -> None:
         """Free the idle contexts now, and each busy one when its stream ends (the weights
         go when the last reference does)."""
-        self._sessions.close()
+        self._executor.close()
         with self._embed_lock:
             self._embedder = None
 
@@ -229,7 +232,8 @@ class Model:
         template's ``.Suffix`` or the model's FIM tokens; OptionError when the model has
         neither); ``special=True`` to read special-token text in a raw prompt as tokens;
         ``context`` (the token list from a previous answer) to continue it; ``logit_bias``;
-        ``truncate``/``shift`` (see GenerationRequest).
+        ``truncate``/``shift`` (see GenerationRequest); ``cancel``, an event that ends the
+        generation with AbortedError when set from any thread.
         """
         if stream:
             return self._generate_chunks(prompt, native_loop=False, **kwargs)
@@ -255,6 +259,7 @@ class Model:
         logit_bias: Mapping[int, float] | None = None,
         truncate: bool = True,
         shift: bool = True,
+        cancel: threading.Event | None = None,
         **option_kwargs: Any,
     ) -> Generator[GenerateChunk, None, None]:
         t0 = time.perf_counter_ns()
@@ -265,6 +270,7 @@ class Model:
             logit_bias=logit_bias,
             truncate=truncate,
             shift=shift,
+            cancel=cancel,
         )
         if apply_template or suffix:
             tokens = self._formatter.generate_prompt(
@@ -287,11 +293,14 @@ class Model:
         t0: int,
         native_loop: bool,
     ) -> Generator[GenerateChunk, None, None]:
-        with self._sessions.lease(options.context_params, tokens) as session:
-            load_ns = self._take_load_duration()
-            yield from session.generate(
-                tokens, request, started_ns=t0, load_duration_ns=load_ns, native_loop=native_loop
-            )
+        yield from self._executor.stream(
+            tokens,
+            options.context_params,
+            request,
+            started_ns=t0,
+            load_duration_ns=self._take_load_duration(),
+            native_loop=native_loop,
+        )
 
     @staticmethod
     def _collect(chunks: Generator[GenerateChunk, None, None]) -> GenerateResponse:
@@ -376,6 +385,7 @@ class Model:
         logit_bias: Mapping[int, float] | None = None,
         truncate: bool = True,
         shift: bool = True,
+        cancel: threading.Event | None = None,
         **option_kwargs: Any,
     ) -> Generator[ChatChunk, None, None]:
         t0 = time.perf_counter_ns()
@@ -396,6 +406,7 @@ class Model:
             render_special=bool(tools),
             truncate=truncate,
             shift=shift,
+            cancel=cancel,
         )
         parser = ChatOutputParser(
             think=self._formatter.parses_thinking(think),
@@ -468,7 +479,7 @@ class Model:
 
     def abort(self) -> None:
         """Stop every generation running in other threads (each raises AbortedError)."""
-        self._sessions.abort()
+        self._executor.abort()
 
 
 def load_native(

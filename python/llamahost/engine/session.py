@@ -12,6 +12,7 @@ its own sessions with a lock.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from llamahost.engine.options import ContextParams, RequestOptions
 from llamahost.engine.responses import GenerateChunk, Metrics
 from llamahost.engine.sampling import build_sampler, resolve_seed
 from llamahost.engine.text_stream import TextStream
-from llamahost.errors import ContextOverflowError, LlamahostError
+from llamahost.errors import AbortedError, ContextOverflowError, LlamahostError
 
 
 def native_context_params(
@@ -67,6 +68,68 @@ def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
     return i
 
 
+def fit_prompt(
+    tokens: Sequence[int], n_ctx: int, options: RequestOptions, truncate: bool
+) -> list[int]:
+    """The prompt, shortened to leave room for an answer if it does not fit in `n_ctx`.
+
+    Keeps the first ``num_keep`` tokens and the most recent ones, dropping the middle,
+    as Ollama does; without `truncate` an overlong prompt raises ContextOverflowError.
+    """
+    if len(tokens) < n_ctx:
+        return list(tokens)
+    if not truncate:
+        raise ContextOverflowError(
+            f"the prompt has {len(tokens)} tokens but the context holds {n_ctx}; "
+            "raise num_ctx, shorten the prompt, or allow truncation",
+            n_prompt=len(tokens),
+            n_ctx=n_ctx,
+        )
+    reserve = n_ctx // 4
+    if options.num_predict > 0:
+        reserve = min(reserve, options.num_predict)
+    budget = n_ctx - max(1, reserve)
+    keep = min(len(tokens), options.num_keep if options.num_keep >= 0 else budget // 2)
+    keep = min(keep, budget // 2)
+    return list(tokens[:keep]) + list(tokens[len(tokens) - (budget - keep) :])
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """How far one generation may go: its token limit, whether the context may shift, and
+    how many prompt tokens a shift keeps."""
+
+    n_predict: int  # -1: until an end token
+    shift: bool
+    n_keep: int
+
+    @classmethod
+    def plan(
+        cls, options: RequestOptions, prompt_length: int, n_ctx: int, shift: bool
+    ) -> Prediction:
+        n_predict = options.num_predict
+        if n_predict == -2:  # fill the context
+            n_predict, shift = max(0, n_ctx - prompt_length), False
+        keep = prompt_length if options.num_keep < 0 else options.num_keep
+        return cls(n_predict, shift, keep)
+
+
+def request_sampler(
+    model: _native.Model, request: GenerationRequest, prompt: Sequence[int], n_ctx: int
+) -> _native.Sampler:
+    """The sampler chain (with grammar, biases and the prompt as penalty history)."""
+    return build_sampler(
+        model,
+        request.options,
+        n_ctx=n_ctx,
+        seed=resolve_seed(request.options.seed),
+        grammar=request.grammar,
+        lazy_grammar_triggers=request.lazy_grammar_triggers,
+        logit_bias=request.logit_bias,
+        history=prompt,
+    )
+
+
 @dataclass
 class GenerationRequest:
     """Everything a token-level generation needs beyond the prompt."""
@@ -78,6 +141,8 @@ class GenerationRequest:
     render_special: bool = False  # emit special tokens' text (for tool-call markers)
     truncate: bool = True  # shorten an overlong prompt (keeping num_keep) instead of raising
     shift: bool = True  # drop old context when it fills up during generation
+    cache_prompt: bool = True  # reuse cached prompt prefixes
+    cancel: threading.Event | None = None  # set from any thread: the generation ends "aborted"
 
 
 class Session:
@@ -131,28 +196,8 @@ class Session:
     def fit_prompt(
         self, tokens: Sequence[int], options: RequestOptions, truncate: bool
     ) -> list[int]:
-        """The prompt, shortened to leave room for an answer if it does not fit.
-
-        Keeps the first ``num_keep`` tokens and the most recent ones, dropping the middle,
-        as Ollama does; without `truncate` an overlong prompt raises ContextOverflowError.
-        """
-        n_ctx = self.n_ctx
-        if len(tokens) < n_ctx:
-            return list(tokens)
-        if not truncate:
-            raise ContextOverflowError(
-                f"the prompt has {len(tokens)} tokens but the context holds {n_ctx}; "
-                "raise num_ctx, shorten the prompt, or allow truncation",
-                n_prompt=len(tokens),
-                n_ctx=n_ctx,
-            )
-        reserve = n_ctx // 4
-        if options.num_predict > 0:
-            reserve = min(reserve, options.num_predict)
-        budget = n_ctx - max(1, reserve)
-        keep = min(len(tokens), options.num_keep if options.num_keep >= 0 else budget // 2)
-        keep = min(keep, budget // 2)
-        return list(tokens[:keep]) + list(tokens[len(tokens) - (budget - keep) :])
+        """The prompt, shortened to fit this session's context (see :func:`fit_prompt`)."""
+        return fit_prompt(tokens, self.n_ctx, options, truncate)
 
     def prefill(self, tokens: Sequence[int]) -> int:
         """Make the context hold `tokens` with logits for the last one.
@@ -220,31 +265,21 @@ class Session:
         reused = self.prefill(prompt)
         t_prefilled = time.perf_counter_ns()
 
-        n_predict = options.num_predict
-        shift = request.shift
-        if n_predict == -2:  # fill the context
-            n_predict, shift = max(0, self.n_ctx - len(prompt)), False
-        sampler = build_sampler(
-            self._model,
-            options,
-            n_ctx=self.n_ctx,
-            seed=resolve_seed(options.seed),
-            grammar=request.grammar,
-            lazy_grammar_triggers=request.lazy_grammar_triggers,
-            logit_bias=request.logit_bias,
-            history=prompt,
-        )
-        keep = len(prompt) if options.num_keep < 0 else options.num_keep
+        plan = Prediction.plan(options, len(prompt), self.n_ctx, request.shift)
         gen = _native.Generator(
             self._ctx,
-            sampler,
+            request_sampler(self._model, request, prompt, self.n_ctx),
             prompt,
-            n_predict=n_predict,
+            n_predict=plan.n_predict,
             special=request.render_special,
-            n_keep=keep,
-            shift=shift,
+            n_keep=plan.n_keep,
+            shift=plan.shift,
         )
         text = TextStream(options.stop)
+
+        def cancelled() -> bool:
+            return request.cancel is not None and request.cancel.is_set()
+
         generated: list[int] = []
         unsent: list[int] = []
         try:
@@ -254,15 +289,19 @@ class Session:
                 def on_token(token: int, piece: bytes) -> bool:
                     generated.append(token)
                     pieces.append(text.push(piece))
-                    return not text.stopped
+                    return not text.stopped and not cancelled()
 
                 gen.run(on_token)
+                if cancelled():
+                    raise AbortedError("aborted")
                 body = "".join(pieces)
                 if body:
                     yield GenerateChunk(body, tokens=list(generated))
                 unsent = [] if body else list(generated)
             else:
                 for token, piece in gen:
+                    if cancelled():
+                        raise AbortedError("aborted")
                     generated.append(token)
                     unsent.append(token)
                     emitted = text.push(piece)

@@ -15,10 +15,38 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Protocol
 
 from llamahost import _native
 from llamahost.engine.options import ContextParams
-from llamahost.engine.session import Session
+from llamahost.engine.responses import GenerateChunk
+from llamahost.engine.session import GenerationRequest, Session
+
+
+class Executor(Protocol):
+    """Runs token-level generations for a Model: in-process sessions (SessionPool) or the
+    runner's batch engine, which puts every running generation into one decode."""
+
+    def stream(
+        self,
+        tokens: list[int],
+        context: ContextParams,
+        request: GenerationRequest,
+        *,
+        started_ns: int,
+        load_duration_ns: int,
+        native_loop: bool,
+    ) -> Iterator[GenerateChunk]:
+        """The completion of `tokens` as chunks; the last one has done=True."""
+        ...
+
+    def abort(self) -> None:
+        """Abort every running generation (each raises AbortedError)."""
+        ...
+
+    def close(self) -> None:
+        """Free what is idle; running generations finish first."""
+        ...
 
 
 class SessionPool:
@@ -44,6 +72,26 @@ class SessionPool:
     def idle_count(self) -> int:
         with self._lock:
             return len(self._idle)
+
+    def stream(
+        self,
+        tokens: list[int],
+        context: ContextParams,
+        request: GenerationRequest,
+        *,
+        started_ns: int,
+        load_duration_ns: int,
+        native_loop: bool,
+    ) -> Iterator[GenerateChunk]:
+        """Generate in a session leased for the whole stream."""
+        with self.lease(context, tokens) as session:
+            yield from session.generate(
+                tokens,
+                request,
+                started_ns=started_ns,
+                load_duration_ns=load_duration_ns,
+                native_loop=native_loop,
+            )
 
     @contextmanager
     def lease(self, context: ContextParams, prompt: Sequence[int]) -> Iterator[Session]:
