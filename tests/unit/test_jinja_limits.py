@@ -143,6 +143,9 @@ GADGETS: list[tuple[str, str, dict[str, Any] | None]] = [
     ("percent-width", "{{ '%.999999999f' % 1.0 }}", None),
     ("power", "{{ 2 ** (10 ** 8) }}", None),
     ("product", "{{ (2 ** 60000) * (2 ** 60000) }}", None),
+    ("round-integer", "{{ 5 | round(-1000000000) }}", None),
+    ("round-floor", "{{ 5.5 | round(100000000, 'floor') }}", None),
+    ("int-from-hex", "{{ ('f' * 1000000) | int(base=16) }}", None),
     # Literals.
     ("dict-literal-repeat", A + "{{ {'k': [a] * 100} }}", None),
     ("dict-literal", A + "{{ {'k': a, 'l': a, 'm': a, 'n': a, 'o': a} }}", None),
@@ -169,6 +172,7 @@ GADGETS: list[tuple[str, str, dict[str, Any] | None]] = [
     ("slice", "{{ [1] | slice(10 ** 9) | list }}", None),
     ("title-words", "{{ ('x ' * 1000000) | title }}", None),
     ("striptags-words", "{{ ('a ' * 1000000) | striptags }}", None),
+    ("striptags-entities", "{{ ('&amp;' * 800000) | striptags }}", None),
     ("urlize-target", A + "{{ ('x ' * 100000) | urlize(target=a) }}", None),
     ("sum-lists", "{{ ([[1]] * 50000) | sum(start=[]) | length }}", None),
     # Methods.
@@ -529,7 +533,7 @@ VALUES: list[Any] = [
     "é ß 数据 😀 \u2028 \x85" * 30,
     "x" * 10_000,
     b"bytes \x00\xff",
-    [1, -2, 3.5, float("inf"), None, True, False, 10**30],
+    [1, -2, 3.5, float("inf"), None, True, False, -(10**17)],
     ("single",),
     {"k": "v", 1: [2, (3, {"z": None})], (1, 2): "tuple key"},
     {"a": ["é" * 100, "'" * 100, "\n" * 100]},
@@ -564,6 +568,14 @@ def test_json_size_is_an_upper_bound_of_json_dumps(value: Any, options: dict[str
     expected = len(json.dumps(value, **{"ensure_ascii": False, **options}))
     size = measure(value, STATE, style)
     assert expected <= size <= 1.5 * expected + 64
+
+
+def test_text_size_of_a_large_integer_covers_every_base_and_separator() -> None:
+    number = 7**20000  # 56150 bits, 16902 decimal digits
+    size = text_size(number, STATE)
+    assert size >= 16902 * 4 // 3  # in decimal, with "_" every three digits
+    for spec in ("b", "_b", "_o", "_x"):
+        assert size >= len(format(number, spec))
 
 
 def test_weight_counts_every_item_at_least_item_weight() -> None:

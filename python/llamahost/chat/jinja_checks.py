@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import pprint
 import re
 import string
@@ -253,6 +254,13 @@ def _pre_title(state: RenderState, env: Environment, what: str, args: Args, kwar
     state.check_weight(2 * pieces_bound(text, _TITLE_BREAKS, state, 2) * ITEM_WEIGHT, what)
 
 
+def _pre_round(state: RenderState, env: Environment, what: str, args: Args, kwargs: Kwargs) -> None:
+    """``round`` computes ``10 ** precision`` (a huge integer for a huge precision)."""
+    precision = _arg(args, kwargs, 1, "precision", 0)
+    if isinstance(precision, int):
+        state.check_bits(int(abs(precision) * math.log2(10)) + 1, what)
+
+
 def _pre_center(
     state: RenderState, env: Environment, what: str, args: Args, kwargs: Kwargs
 ) -> None:
@@ -383,8 +391,10 @@ def _pre_striptags(
     state: RenderState, env: Environment, what: str, args: Args, kwargs: Kwargs
 ) -> None:
     if args:
+        # Words are split apart, and each character reference is unescaped in Python.
         text = state.to_text(args[0], what)
-        state.check_weight(pieces_bound(text, WHITESPACE, state) * ITEM_WEIGHT, what)
+        pieces = pieces_bound(text, WHITESPACE, state) + text.count("&")
+        state.check_weight(pieces * ITEM_WEIGHT, what)
 
 
 def _pre_urlencode(
@@ -457,11 +467,13 @@ _FILTER_POLICIES: Final[dict[str, FilterPolicy]] = {
     # and those implemented here with their own checks (pprint, tojson, wordcount).
     **dict.fromkeys(
         _names(
-            "abs attr count d default filesizeformat first float int last length random round "
-            "truncate pprint tojson wordcount"
+            "abs attr count d default filesizeformat first float last length random truncate "
+            "pprint tojson wordcount"
         ),
         _NONE,
     ),
+    "int": FilterPolicy(None, "check"),  # int('f' * 10**6, 16) is a 4-million-bit integer
+    "round": FilterPolicy(_pre_round, "none"),
     "min": FilterPolicy(_pre_iterate, "none"),
     "max": FilterPolicy(_pre_iterate, "none"),
     "list": FilterPolicy(_pre_iterate, "keep"),

@@ -401,10 +401,11 @@ def _bytes_repr_len(data: bytes | bytearray) -> int:
 
 
 def _int_len(number: int) -> int:
-    """Characters of ``str(number)`` (an upper bound for very large ones)."""
+    """Characters of ``str(number)``; for a very large one, an upper bound of it in any
+    base and with digit separators (``'{:_b}'.format(number)``)."""
     if -(10**18) < number < 10**18:
         return len(str(number))
-    return int(number.bit_length() * 0.30103) + 3
+    return number.bit_length() * 5 // 4 + 3
 
 
 def case_size(text: str, state: RenderState) -> int:

@@ -406,8 +406,8 @@ class _GuardedEnvironment(ImmutableSandboxedEnvironment):
         if operator == "*":
             self._check_multiply(state, left, right)
         elif operator == "**":
-            if isinstance(left, int) and isinstance(right, int) and abs(left) > 1:
-                state.check_bits(left.bit_length() * max(right, 0), "a power")
+            if isinstance(left, int) and isinstance(right, int) and abs(left) > 1 and right > 0:
+                state.check_bits(int(right * math.log2(abs(left))) + 1, "a power")
         elif operator == "%" and isinstance(left, str):
             printf_size(state, left, right, "a %-formatted string")
         elif operator == "+":
