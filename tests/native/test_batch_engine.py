@@ -148,3 +148,11 @@ def test_each_slot_shifts_its_own_context(tiny_model_path: Path) -> None:
         assert limited.done_reason == "length" and limited.metrics.eval_count < 128
     finally:
         engine.close()
+
+
+def test_logprobs_from_the_batch_engine_equal_the_sessions(pair) -> None:
+    alone, batched, _ = pair
+    a = alone.generate_response("lp", logprobs=True, top_logprobs=2, **GREEDY)
+    b = batched.generate_response("lp", logprobs=True, top_logprobs=2, **GREEDY)
+    assert [e.logprob for e in a.logprobs] == pytest.approx([e.logprob for e in b.logprobs])
+    assert [e.token for e in a.logprobs] == [e.token for e in b.logprobs]

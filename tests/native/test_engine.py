@@ -470,3 +470,27 @@ def test_suffix_fills_in_the_middle_through_an_ollama_template(tiny_model_path: 
     # Without a suffix, /api/generate's template path renders the prompt as a user turn.
     plain = coder.generate_response("def f(", apply_template=True, **GREEDY)
     assert plain.context[: plain.metrics.prompt_eval_count] == coder.tokenize("def f(")
+
+
+def test_logprobs_are_reported_per_token_and_agree_across_paths(model: llamahost.Model) -> None:
+    # Logprobs come from the raw logits; without penalties greedy takes their argmax.
+    plain = {**GREEDY, "repeat_penalty": 1.0}
+    whole = model.generate_response("logprobs", logprobs=True, top_logprobs=3, **plain)
+    assert len(whole.logprobs) == len(whole.tokens) == 24
+    for entry in whole.logprobs:
+        assert entry.logprob <= 0 and len(entry.top_logprobs) == 3
+        # greedy: the chosen token is the most likely one that the bias did not forbid
+        allowed = [t for t in entry.top_logprobs if t.token != "</s>"]
+        assert allowed[0].logprob == pytest.approx(entry.logprob)
+        assert allowed[0].token == entry.token
+        assert entry.top_logprobs[0].logprob >= entry.top_logprobs[1].logprob
+    streamed = [
+        lp
+        for c in model.generate("logprobs", stream=True, logprobs=True, **plain)
+        for lp in c.logprobs
+    ]
+    assert [e.logprob for e in streamed] == pytest.approx([e.logprob for e in whole.logprobs])
+    assert not streamed[0].top_logprobs  # logprobs=True alone: no alternatives
+    assert not model.generate_response("logprobs", **GREEDY).logprobs
+    with pytest.raises(OptionError, match=r"`top_logprobs` must be in \[0, 20\]"):
+        model.generate("x", logprobs=True, top_logprobs=21)

@@ -28,6 +28,7 @@ from llamahost import _native
 from llamahost.chat.output_parser import ChatOutputParser
 from llamahost.engine.chat_prompt import ChatFormatter, normalize_messages
 from llamahost.engine.embedding import Embedder
+from llamahost.engine.logprobs import MAX_TOP_LOGPROBS
 from llamahost.engine.options import ModelParams, Options
 from llamahost.engine.responses import (
     ChatChunk,
@@ -36,6 +37,7 @@ from llamahost.engine.responses import (
     GenerateResponse,
     Message,
     Metrics,
+    TokenLogprob,
 )
 from llamahost.engine.session import GenerationRequest, Session
 from llamahost.engine.session_pool import Executor, SessionPool
@@ -233,7 +235,8 @@ class Model:
         neither); ``special=True`` to read special-token text in a raw prompt as tokens;
         ``context`` (the token list from a previous answer) to continue it; ``logit_bias``;
         ``truncate``/``shift`` (see GenerationRequest); ``cancel``, an event that ends the
-        generation with AbortedError when set from any thread.
+        generation with AbortedError when set from any thread; ``logprobs=True`` (and
+        ``top_logprobs=n``, up to 20 alternatives) for each token's log-probability.
         """
         if stream:
             return self._generate_chunks(prompt, native_loop=False, **kwargs)
@@ -260,11 +263,14 @@ class Model:
         truncate: bool = True,
         shift: bool = True,
         cancel: threading.Event | None = None,
+        logprobs: bool = False,
+        top_logprobs: int = 0,
         **option_kwargs: Any,
     ) -> Generator[GenerateChunk, None, None]:
         t0 = time.perf_counter_ns()
         opts = self._request_options(options, option_kwargs)
         request = GenerationRequest(
+            top_logprobs=_top_logprobs(logprobs, top_logprobs),
             options=opts,
             grammar=grammar_for(format, grammar),
             logit_bias=logit_bias,
@@ -306,10 +312,12 @@ class Model:
     def _collect(chunks: Generator[GenerateChunk, None, None]) -> GenerateResponse:
         text: list[str] = []
         tokens: list[int] = []
+        logprobs: list[TokenLogprob] = []
         with closing(chunks):
             for chunk in chunks:
                 text.append(chunk.text)
                 tokens.extend(chunk.tokens)
+                logprobs.extend(chunk.logprobs)
                 if chunk.done:
                     return GenerateResponse(
                         text="".join(text),
@@ -317,6 +325,7 @@ class Model:
                         done_reason=chunk.done_reason or "stop",
                         metrics=chunk.metrics or Metrics(),
                         context=chunk.context or [],
+                        logprobs=logprobs,
                     )
         raise LlamahostError("generation ended without a final chunk")
 
@@ -358,17 +367,20 @@ class Model:
         content: list[str] = []
         thinking: list[str] = []
         calls = []
+        logprobs: list[TokenLogprob] = []
         with closing(chunks):
             for chunk in chunks:
                 content.append(chunk.message.content)
                 thinking.append(chunk.message.thinking)
                 calls.extend(chunk.message.tool_calls)
+                logprobs.extend(chunk.logprobs)
                 if chunk.done:
                     message = Message("assistant", "".join(content), "".join(thinking), calls)
                     return ChatResponse(
                         message=message,
                         done_reason=chunk.done_reason or "stop",
                         metrics=chunk.metrics or Metrics(),
+                        logprobs=logprobs,
                     )
         raise LlamahostError("chat ended without a final chunk")
 
@@ -386,6 +398,8 @@ class Model:
         truncate: bool = True,
         shift: bool = True,
         cancel: threading.Event | None = None,
+        logprobs: bool = False,
+        top_logprobs: int = 0,
         **option_kwargs: Any,
     ) -> Generator[ChatChunk, None, None]:
         t0 = time.perf_counter_ns()
@@ -407,6 +421,7 @@ class Model:
             truncate=truncate,
             shift=shift,
             cancel=cancel,
+            top_logprobs=_top_logprobs(logprobs, top_logprobs),
         )
         parser = ChatOutputParser(
             think=self._formatter.parses_thinking(think),
@@ -437,10 +452,14 @@ class Model:
             )
             if chunk.done:
                 yield ChatChunk(
-                    message, done=True, done_reason=chunk.done_reason, metrics=chunk.metrics
+                    message,
+                    done=True,
+                    done_reason=chunk.done_reason,
+                    metrics=chunk.metrics,
+                    logprobs=chunk.logprobs,
                 )
-            elif message.content or message.thinking or message.tool_calls:
-                yield ChatChunk(message)
+            elif message.content or message.thinking or message.tool_calls or chunk.logprobs:
+                yield ChatChunk(message, logprobs=chunk.logprobs)
 
     # ---- embeddings -------------------------------------------------------------------
     def embed(self, texts: str | Sequence[str], **kwargs: Any) -> list[list[float]]:
@@ -480,6 +499,20 @@ class Model:
     def abort(self) -> None:
         """Stop every generation running in other threads (each raises AbortedError)."""
         self._executor.abort()
+
+
+def _top_logprobs(logprobs: bool, top_logprobs: int) -> int | None:
+    """GenerationRequest.top_logprobs for a request's ``logprobs``/``top_logprobs``."""
+    if isinstance(top_logprobs, bool) or not isinstance(top_logprobs, int):
+        raise OptionError(
+            f"`top_logprobs` must be an integer, got {top_logprobs!r}", option="top_logprobs"
+        )
+    if not 0 <= top_logprobs <= MAX_TOP_LOGPROBS:
+        raise OptionError(
+            f"`top_logprobs` must be in [0, {MAX_TOP_LOGPROBS}], got {top_logprobs}",
+            option="top_logprobs",
+        )
+    return top_logprobs if logprobs or top_logprobs else None
 
 
 def load_native(

@@ -36,6 +36,23 @@ class Metrics:
 
 
 @dataclass
+class TokenLogprob:
+    """A generated token's log-probability (natural log, before sampling's transforms), with
+    the most likely alternatives at that step when asked for (Ollama's ``logprobs``)."""
+
+    token: str
+    logprob: float
+    bytes: list[int]
+    top_logprobs: list[TokenLogprob] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"token": self.token, "logprob": self.logprob, "bytes": self.bytes}
+        if self.top_logprobs:
+            out["top_logprobs"] = [t.to_dict() for t in self.top_logprobs]
+        return out
+
+
+@dataclass
 class GenerateChunk:
     """One piece of a streamed completion; the last one has ``done=True``."""
 
@@ -45,6 +62,7 @@ class GenerateChunk:
     done_reason: str | None = None  # "stop" or "length" (on the last chunk)
     metrics: Metrics | None = None  # on the last chunk
     context: list[int] | None = None  # on the last chunk: prompt + output tokens
+    logprobs: list[TokenLogprob] = field(default_factory=list)  # one per token, when asked
 
 
 @dataclass
@@ -56,6 +74,7 @@ class GenerateResponse:
     done_reason: str
     metrics: Metrics
     context: list[int]
+    logprobs: list[TokenLogprob] = field(default_factory=list)
 
 
 @dataclass
@@ -86,6 +105,7 @@ class ChatChunk:
     done: bool = False
     done_reason: str | None = None
     metrics: Metrics | None = None
+    logprobs: list[TokenLogprob] = field(default_factory=list)
 
 
 @dataclass
@@ -95,3 +115,4 @@ class ChatResponse:
     message: Message
     done_reason: str
     metrics: Metrics
+    logprobs: list[TokenLogprob] = field(default_factory=list)

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from llamahost import _native
+from llamahost.engine.logprobs import token_logprob
 from llamahost.engine.options import ContextParams, RequestOptions
-from llamahost.engine.responses import GenerateChunk, Metrics
+from llamahost.engine.responses import GenerateChunk, Metrics, TokenLogprob
 from llamahost.engine.sampling import build_sampler, resolve_seed
 from llamahost.engine.text_stream import TextStream
 from llamahost.errors import AbortedError, ContextOverflowError, LlamahostError
@@ -142,6 +143,7 @@ class GenerationRequest:
     truncate: bool = True  # shorten an overlong prompt (keeping num_keep) instead of raising
     shift: bool = True  # drop old context when it fills up during generation
     cache_prompt: bool = True  # reuse cached prompt prefixes
+    top_logprobs: int | None = None  # None: no logprobs; n: each token's, with n alternatives
     cancel: threading.Event | None = None  # set from any thread: the generation ends "aborted"
 
 
@@ -191,6 +193,11 @@ class Session:
     def abort(self) -> None:
         """Stop the running decode or generation (thread-safe); it raises AbortedError."""
         self._ctx.abort()
+
+    def _logprob(self, token: int, top: int) -> TokenLogprob:
+        # The generator decodes a token only when asked for the next one, so the last
+        # logits are still those this token was sampled from.
+        return token_logprob(self._model.vocab, self._ctx.logits(-1), token, top)
 
     # ---- prompt ---------------------------------------------------------------------
     def fit_prompt(
@@ -282,12 +289,15 @@ class Session:
 
         generated: list[int] = []
         unsent: list[int] = []
+        logprobs: list[TokenLogprob] = []
         try:
             if native_loop:
                 pieces: list[str] = []
 
                 def on_token(token: int, piece: bytes) -> bool:
                     generated.append(token)
+                    if request.top_logprobs is not None:
+                        logprobs.append(self._logprob(token, request.top_logprobs))
                     pieces.append(text.push(piece))
                     return not text.stopped and not cancelled()
 
@@ -296,7 +306,8 @@ class Session:
                     raise AbortedError("aborted")
                 body = "".join(pieces)
                 if body:
-                    yield GenerateChunk(body, tokens=list(generated))
+                    yield GenerateChunk(body, tokens=list(generated), logprobs=logprobs)
+                    logprobs = []
                 unsent = [] if body else list(generated)
             else:
                 for token, piece in gen:
@@ -304,10 +315,12 @@ class Session:
                         raise AbortedError("aborted")
                     generated.append(token)
                     unsent.append(token)
+                    if request.top_logprobs is not None:
+                        logprobs.append(self._logprob(token, request.top_logprobs))
                     emitted = text.push(piece)
                     if emitted:
-                        yield GenerateChunk(emitted, tokens=unsent)
-                        unsent = []
+                        yield GenerateChunk(emitted, tokens=unsent, logprobs=logprobs)
+                        unsent, logprobs = [], []
                     if text.stopped:
                         gen.stop()
                         break
@@ -326,6 +339,7 @@ class Session:
             yield GenerateChunk(
                 tail,
                 tokens=unsent,
+                logprobs=logprobs,
                 done=True,
                 done_reason=done_reason,
                 metrics=metrics,

@@ -33,8 +33,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from llamahost import _native
+from llamahost.engine.logprobs import token_logprob
 from llamahost.engine.options import ContextParams
-from llamahost.engine.responses import GenerateChunk, Metrics
+from llamahost.engine.responses import GenerateChunk, Metrics, TokenLogprob
 from llamahost.engine.session import (
     GenerationRequest,
     Prediction,
@@ -72,6 +73,7 @@ class _Job:
     pending: int | None = None  # sampled, not yet decoded
     generated: list[int] = field(default_factory=list)
     unsent: list[int] = field(default_factory=list)
+    unsent_logprobs: list[TokenLogprob] = field(default_factory=list)
     prefill_started_ns: int = 0
     prefilled_ns: int = 0
 
@@ -379,10 +381,14 @@ class BatchEngine:
             return
         job.generated.append(token)
         job.unsent.append(token)
+        if job.request.top_logprobs is not None:
+            job.unsent_logprobs.append(
+                token_logprob(self._vocab, self._ctx.logits(index), token, job.request.top_logprobs)
+            )
         emitted = job.text.push(self._vocab.token_to_piece(token, job.request.render_special))
         if emitted:
-            job.out.put(GenerateChunk(emitted, tokens=job.unsent))
-            job.unsent = []
+            job.out.put(GenerateChunk(emitted, tokens=job.unsent, logprobs=job.unsent_logprobs))
+            job.unsent, job.unsent_logprobs = [], []
         if job.text.stopped:
             self._finish(slot, "stop")
         elif 0 <= job.plan.n_predict <= len(job.generated):
@@ -409,6 +415,7 @@ class BatchEngine:
             GenerateChunk(
                 tail,
                 tokens=job.unsent,
+                logprobs=job.unsent_logprobs,
                 done=True,
                 done_reason=reason,
                 metrics=metrics,
