@@ -119,6 +119,10 @@ BIG_NAMESPACE = (
 
 #: (id, template, extra_context): each must fail with TemplateLimitError.
 GADGETS: list[tuple[str, str, dict[str, Any] | None]] = [
+    # Compiling: Python's compiler takes about 100 bytes per character of generated code.
+    ("source-too-long", "{{ x }}" * 150000, None),
+    ("compiles-too-long", "{{ x }}" * 18000, None),
+    ("huge-literal", "{{ [" + "1, " * 300000 + "1] | length }}", None),
     # The five from the issue.
     ("issue-list-of-2000", A + "{{ [a] * 2000 }}", None),
     ("issue-pprint", A + "{{ ([a] * 2000) | pprint }}", None),
@@ -303,6 +307,7 @@ LEGAL: list[tuple[str, str, int]] = [
         101,
     ),
     ("copies-dropped", A + "{% for i in range(300) %}{% set x = a ~ i %}{% endfor %}", 0),
+    ("constant-list-40k", "{{ [" + "1, " * 40000 + "1] | length }}", 5),
 ]
 
 

@@ -28,8 +28,12 @@ is checked inside single operations, not only between template nodes:
   65536 bits;
 - memory, ``max_memory_bytes`` (default 32 MiB): the values the template built and
   still holds (in variables, namespaces, recursive macro frames, output buffers)
-  are tracked and may not add up to more. With the defaults a hostile template
-  fails within about 2 s and 64 MB.
+  are tracked and may not add up to more;
+- compiling: the source may be at most :data:`MAX_SOURCE_CHARS` long and compile to
+  at most :data:`MAX_COMPILED_CHARS` of Python (Python's compiler needs about 100
+  bytes per character); real chat templates are a few KB.
+
+With the defaults a hostile template fails within about 2 s and 64 MB.
 
 Breaking a limit raises :class:`~llamahost.errors.TemplateLimitError` naming the limit;
 touching what the sandbox forbids raises :class:`~llamahost.errors.TemplateSecurityError`;
@@ -48,6 +52,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
+from types import CodeType
 from typing import Any, Final, NoReturn, TypeVar, cast
 
 import jinja2
@@ -95,6 +100,8 @@ __all__ = [
     "DEFAULT_MAX_MEMORY_BYTES",
     "DEFAULT_MAX_OUTPUT_CHARS",
     "DEFAULT_MAX_RENDER_SECONDS",
+    "MAX_COMPILED_CHARS",
+    "MAX_SOURCE_CHARS",
     "ChatTemplate",
 ]
 
@@ -116,6 +123,12 @@ _HOLD_FILTER = "llamahost_hold"
 
 #: Text that marks a message's content while probing what content types a template takes.
 _PROBE_TEXT = "llamahost-content-probe"
+
+#: Longest template source, and longest Python it may compile to: Python's compiler takes
+#: about 100 bytes of memory per character it compiles. Real chat templates are a few
+#: KB and compile to 3 to 8 times their length.
+MAX_SOURCE_CHARS: Final = 128 * 1024
+MAX_COMPILED_CHARS: Final = 512 * 1024
 
 #: Output pieces are joined into one string every this many pieces.
 _OUTPUT_BLOCK_PIECES = 1024
@@ -291,6 +304,15 @@ class _GuardedEnvironment(ImmutableSandboxedEnvironment):
     def state(self) -> RenderState:
         """The running render's state (an untimed one while the template compiles)."""
         return current_render.get() or self.idle_state
+
+    def _compile(self, source: str, filename: str) -> CodeType:
+        """Compile the Python a template was translated to, unless it is too long."""
+        if len(source) > MAX_COMPILED_CHARS:
+            raise TemplateLimitError(
+                f"chat template compiles to {len(source)} characters of Python; "
+                f"the limit is {MAX_COMPILED_CHARS}"
+            )
+        return super()._compile(source, filename)
 
     # output -----------------------------------------------------------------
 
@@ -625,6 +647,7 @@ class ChatTemplate:
 
     Raises:
         OptionError: a limit is not a positive number.
+        TemplateLimitError: the source is too long, or compiles to too much Python.
         TemplateError: the source does not compile (the message names the line).
     """
 
@@ -675,6 +698,11 @@ class ChatTemplate:
         self._content_kind: str | None = None  # decided on first render, see _content_support
 
     def _compile(self, source: str) -> jinja2.Template:
+        if len(source) > MAX_SOURCE_CHARS:
+            raise TemplateLimitError(
+                f"chat template source has {len(source)} characters; "
+                f"the limit is {MAX_SOURCE_CHARS}"
+            )
         try:
             tree = self._environment.parse(source)
             _GuardInserter().visit(tree)
@@ -712,7 +740,8 @@ class ChatTemplate:
 
         Raises:
             OptionError: ``messages`` or ``extra_context`` is malformed.
-            TemplateSecurityError: the template broke a sandbox rule or a limit.
+            TemplateLimitError: the template ran past a time, size or memory limit.
+            TemplateSecurityError: the template broke a sandbox rule.
             TemplateError: the template failed for any other reason.
         """
         variables, inputs = self._variables(messages, add_generation_prompt, tools, extra_context)
