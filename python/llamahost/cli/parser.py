@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     _command(
         commands,
         "serve",
-        "store_commands:serve_command",
+        "serve_command:serve_command",
         "Start llamahost",
         aliases=["start"],
     )
