@@ -20,8 +20,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from llamahost.errors import ModelLoadError, ShardError
-from llamahost.gguf_header import GGUFInfo, read_gguf
-from llamahost.gguf_header import TensorInfo as TensorInfo  # re-exported: it used to live here
+from llamahost.gguf_header import GGUFInfo as GGUFInfo
+from llamahost.gguf_header import TensorInfo as TensorInfo
+from llamahost.gguf_header import read_gguf as read_gguf
 
 PathLike = str | os.PathLike[str]
 SHARD_NAME = re.compile(r"^(?P<prefix>.*)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$")

@@ -52,6 +52,11 @@ def _os_error_message(exc: OSError) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one ``llamahost`` command; return its exit code."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["runner"]:  # the runner has llama-server's flags: its own parser
+        from llamahost.runner.main import main as runner_main
+
+        return runner_main(arguments[1:])
     parser = build_parser()
     try:
         args, extras = parser.parse_known_args(argv)

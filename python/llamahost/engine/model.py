@@ -265,12 +265,14 @@ class Model:
         cancel: threading.Event | None = None,
         logprobs: bool = False,
         top_logprobs: int = 0,
+        cache_prompt: bool = True,
         **option_kwargs: Any,
     ) -> Generator[GenerateChunk, None, None]:
         t0 = time.perf_counter_ns()
         opts = self._request_options(options, option_kwargs)
         request = GenerationRequest(
             top_logprobs=_top_logprobs(logprobs, top_logprobs),
+            cache_prompt=cache_prompt,
             options=opts,
             grammar=grammar_for(format, grammar),
             logit_bias=logit_bias,
@@ -516,10 +518,15 @@ def _top_logprobs(logprobs: bool, top_logprobs: int) -> int | None:
 
 
 def load_native(
-    paths: Sequence[str], params: ModelParams, progress: ProgressCallback | None = None
+    paths: Sequence[str],
+    params: ModelParams,
+    progress: ProgressCallback | None = None,
+    *,
+    tensor_split: Sequence[float] = (),
 ) -> _native.Model:
-    """Load weights with `params`. Repacked CPU layouts are on unless asked otherwise, except
-    on CPUs with AMX: ggml's AMX matmul crashes there (llama.cpp issue 20824)."""
+    """Load weights with `params` (`tensor_split`: each GPU's share). Repacked CPU layouts
+    are on unless asked otherwise, except on CPUs with AMX: ggml's AMX matmul crashes there
+    (llama.cpp issue 20824)."""
     repack = params.repack if params.repack is not None else not cpu_has_amx()
     return _native.Model.load(
         list(paths),
@@ -528,6 +535,7 @@ def load_native(
         use_mmap=params.use_mmap,
         use_mlock=params.use_mlock,
         vocab_only=params.vocab_only,
+        tensor_split=list(tensor_split),
         use_extra_bufts=repack,
         progress_callback=progress,
     )

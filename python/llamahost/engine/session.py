@@ -206,14 +206,14 @@ class Session:
         """The prompt, shortened to fit this session's context (see :func:`fit_prompt`)."""
         return fit_prompt(tokens, self.n_ctx, options, truncate)
 
-    def prefill(self, tokens: Sequence[int]) -> int:
+    def prefill(self, tokens: Sequence[int], *, reuse_cache: bool = True) -> int:
         """Make the context hold `tokens` with logits for the last one.
 
         Returns how many leading tokens were reused from the cache (not decoded again).
         """
         if not tokens:
             raise LlamahostError("cannot generate from an empty prompt")
-        reuse = common_prefix_length(self._kv, tokens)
+        reuse = common_prefix_length(self._kv, tokens) if reuse_cache else 0
         if reuse == len(tokens):
             reuse -= 1  # the last token must be decoded again to get its logits
         if reuse < len(self._kv) and not self._ctx.seq_rm(0, reuse, -1):
@@ -269,7 +269,7 @@ class Session:
         self._ctx.clear_abort()
         prompt = self.fit_prompt(prompt_tokens, options, request.truncate)
         t_prefill = time.perf_counter_ns()
-        reused = self.prefill(prompt)
+        reused = self.prefill(prompt, reuse_cache=request.cache_prompt)
         t_prefilled = time.perf_counter_ns()
 
         plan = Prediction.plan(options, len(prompt), self.n_ctx, request.shift)
