@@ -308,6 +308,12 @@ LEGAL: list[tuple[str, str, int]] = [
     ),
     ("copies-dropped", A + "{% for i in range(300) %}{% set x = a ~ i %}{% endfor %}", 0),
     ("constant-list-40k", "{{ [" + "1, " * 40000 + "1] | length }}", 5),
+    (
+        "loop-length-100k",
+        "{% set e = '😀' * 100000 %}{% for c in e %}{% if loop.first %}{{ loop.length }}"
+        "{% endif %}{% endfor %}",
+        6,
+    ),
 ]
 
 

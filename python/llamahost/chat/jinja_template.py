@@ -188,12 +188,31 @@ class _GuardedRange:
 _checked(_GuardedRange)
 
 
+class _GuardedLoop:
+    """A ``for`` loop's iterable: every iteration checks the deadline.
+
+    It keeps the iterable's length, so that ``loop.length`` does not make Jinja copy
+    the items into a list (a string of a million characters into a million strings).
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Iterable[Any]) -> None:
+        self._items = items
+
+    def __iter__(self) -> Iterator[Any]:
+        for item in self._items:
+            check_deadline()
+            yield item
+
+    def __len__(self) -> int:
+        return len(self._items)  # type: ignore[arg-type]  # TypeError if unsized, as Jinja expects
+
+
 @jinja2.pass_context
-def _loop_guard(_context: jinja2.runtime.Context, iterable: Any) -> Iterator[Any]:
+def _loop_guard(_context: jinja2.runtime.Context, iterable: Iterable[Any]) -> _GuardedLoop:
     """Wraps each ``for`` loop's iterable so every iteration checks the deadline."""
-    for item in iterable:
-        check_deadline()
-        yield item
+    return _GuardedLoop(iterable)
 
 
 class _GenerationTagExtension(Extension):
