@@ -8,11 +8,11 @@ caller's lists and dicts) with the names Hugging Face ``transformers`` provides
 the ``{% generation %}`` marker), and with limits a sandbox alone does not give. Each
 is checked inside single operations, not only between template nodes:
 
-- time, ``max_render_seconds`` (default 2): checked in every call, attribute and item
-  lookup, operator, filter and test, every ``for`` and ``range`` iteration, every item
-  a lazy filter (``map``, ``select`` ...) yields, every output piece, and inside the
-  longer loops of the checks themselves. A single C-level call (a sort, a join, a JSON
-  dump) cannot be interrupted, so each one is first bounded by the size checks;
+- time, ``max_render_seconds`` (default 2): checked in every call, operator, filter
+  and test, every ``for`` and ``range`` iteration, every item a lazy filter (``map``,
+  ``select`` ...) yields, every output piece, and inside the longer loops of the
+  checks themselves. A single C-level call (a sort, a join, a JSON dump, a power of
+  ten) cannot be interrupted, so each one is first bounded by the size checks;
 - size, ``max_output_chars`` (default 4 MiB characters, as for Go templates): the
   rendered text, and every value the template builds. Sizes are estimated *before*
   a value is built, deeply (``[a] * 2000`` is 2000 times the size of ``a``, whatever
@@ -110,9 +110,6 @@ DEFAULT_MAX_RENDER_SECONDS: Final = 2.0
 DEFAULT_MAX_OUTPUT_CHARS: Final = 4 * 1024 * 1024
 DEFAULT_MAX_MEMORY_BYTES: Final = 32 * 1024 * 1024
 
-#: Names every render defines; ``extra_context`` may not redefine them.
-_STANDARD_VARIABLES = ("messages", "tools", "add_generation_prompt", "bos_token", "eos_token")
-
 #: Names of the hidden filters the compiled template calls: around every ``for`` loop's
 #: iterable, every ``~``, every list, tuple or dict literal that is not a constant, and
 #: every value assigned with ``{% set %}`` or ``{% with %}``.
@@ -148,6 +145,7 @@ def _checked(function: _F) -> _F:
     return function
 
 
+@_checked
 class _GuardedRange:
     """``range`` for templates: at most MAX_RANGE items; iterating checks the deadline."""
 
@@ -183,9 +181,6 @@ class _GuardedRange:
     @staticmethod
     def _wrap(numbers: range) -> _GuardedRange:
         return _GuardedRange(numbers.start, numbers.stop, numbers.step)
-
-
-_checked(_GuardedRange)
 
 
 class _GuardedLoop:
