@@ -313,10 +313,12 @@ class BodyLimit:
             return
         length = Headers(scope=scope).get("content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            # The body is not read, so the connection cannot carry another request.
+            close = [("Connection", "close")]
             if length.isdigit():
-                await send_error(send, 413, self.message())
+                await send_error(send, 413, self.message(), close)
             else:
-                await send_error(send, 400, f"invalid Content-Length {length[:40]!r}")
+                await send_error(send, 400, f"invalid Content-Length {length[:40]!r}", close)
             return
         received = 0
         started = False

@@ -6,8 +6,8 @@ Shutdown, on the first SIGTERM or SIGINT: the listening socket closes (no new
 connections), every open NDJSON stream ends with an ``{"error": "the server is shutting
 down"}`` line (``streaming.shutdown_event``), connections get ``GRACE_S`` seconds to
 finish, then the scheduler's ``shutdown()`` stops every runner, so no runner process is
-left behind. A second Ctrl-C skips the wait. Uvicorn then re-raises the signal, so the
-process ends as a signalled process would (SIGINT becomes KeyboardInterrupt: exit 130).
+left behind. A second Ctrl-C skips the wait. ``serve_forever`` then returns 0 after
+SIGTERM, 130 after Ctrl-C (the CLI's exit code for an interrupt).
 
 Logging: the ``llamahost`` loggers (the access log is ``llamahost.server``) and uvicorn's
 go to stderr; INFO, or DEBUG with ``LLAMAHOST_DEBUG``.
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import socket
 import sys
 from types import FrameType
@@ -31,6 +32,7 @@ from llamahost.server.app import ServerConfig, create_app, shutdown_scheduler
 logger = logging.getLogger("llamahost.server")
 
 GRACE_S = 5
+INTERRUPTED_EXIT_CODE = 130  # as the CLI answers Ctrl-C
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -40,6 +42,7 @@ class _Server(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, app: Starlette) -> None:
         super().__init__(config)
         self.app = app
+        self.signals: list[int] = []
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         loop = getattr(self.app.state, "loop", None)
@@ -47,6 +50,9 @@ class _Server(uvicorn.Server):
         if isinstance(loop, asyncio.AbstractEventLoop) and not loop.is_closed():
             loop.call_soon_threadsafe(event.set)
         super().handle_exit(sig, frame)
+        # uvicorn re-raises the signal once it has stopped; serve_forever returns instead.
+        self.signals.extend(self._captured_signals)
+        self._captured_signals.clear()
 
 
 def configure_logging(debug: bool) -> None:
@@ -114,7 +120,8 @@ def serve_forever(config: ServerConfig) -> int:
         sock.close()
         if not app.state.scheduler_stopped:
             asyncio.run(shutdown_scheduler(app))
-    return 0
+    logger.info("stopped")
+    return INTERRUPTED_EXIT_CODE if signal.SIGINT in server.signals else 0
 
 
 __all__ = ["GRACE_S", "bind_socket", "configure_logging", "serve_forever"]

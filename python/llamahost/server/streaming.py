@@ -97,7 +97,10 @@ class NDJSONStream(Response):
     media_type = "application/x-ndjson"
 
     def __init__(self, request: Request, first_line: bytes, events: AsyncIterator[Event]) -> None:
-        super().__init__(content=None, status_code=200, media_type=self.media_type)
+        # Not Response.__init__: it would declare Content-Length: 0.
+        self.status_code = 200
+        self.background = None
+        self.raw_headers = [(b"content-type", b"application/x-ndjson")]
         self._request = request
         self._first_line = first_line
         self._events = events
