@@ -40,7 +40,7 @@ _FIM_KEYS = (
     ("prefix_token_id", "suffix_token_id", "middle_token_id"),
 )
 # Token texts llama.cpp's vocabulary loader takes as FIM prefix / suffix / middle.
-_FIM_TEXTS = (
+FIM_TOKEN_TEXTS = (
     (
         "<|fim_prefix|>",
         "<fim-prefix>",
@@ -107,7 +107,7 @@ def has_fim_tokens(metadata: Mapping[str, Any], tokens: Sequence[str] | None = N
     if not tokens:
         return False
     vocabulary = set(tokens)
-    return all(any(text in vocabulary for text in texts) for texts in _FIM_TEXTS)
+    return all(any(text in vocabulary for text in texts) for texts in FIM_TOKEN_TEXTS)
 
 
 def is_embedding_model(metadata: Mapping[str, Any]) -> bool:
@@ -142,6 +142,7 @@ def model_capabilities(
 
 
 __all__ = [
+    "FIM_TOKEN_TEXTS",
     "has_fim_tokens",
     "is_embedding_model",
     "model_capabilities",

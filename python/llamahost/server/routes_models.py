@@ -43,11 +43,13 @@ from starlette.routing import BaseRoute, Route
 
 import llamahost
 from llamahost.errors import (
+    BlobError,
     InvalidDigestError,
     InvalidNameError,
     ModelfileError,
     ModelNotFoundError,
 )
+from llamahost.gguf_header import GGUFInfo
 from llamahost.server.errors import APIError, model_name, parse_body, redact
 from llamahost.server.schemas import (
     CopyRequest,
@@ -62,7 +64,9 @@ from llamahost.server.schemas import (
 from llamahost.server.security import note_model
 from llamahost.server.streaming import Report, ndjson_response, thread_events
 from llamahost.store.digests import Digest
+from llamahost.store.limits import check_free_space
 from llamahost.store.locking import Lease
+from llamahost.store.manifests import MEDIA_TYPE_MODEL
 from llamahost.store.model_store import LocalModel, ModelStore, ResolvedModel
 from llamahost.store.names import ModelName, is_pypi_spec
 
@@ -145,19 +149,18 @@ def _json_safe(value: Any) -> Any:
 
 
 class _VocabularyCache:
-    """Whether a model's vocabulary has FIM tokens, by the digest of its first blob."""
+    """The FIM token texts in a model's vocabulary (llama.cpp's list), by the digest of its
+    first blob: reading a whole vocabulary takes up to 0.15 s, so once per model."""
 
     def __init__(self, size: int = 64) -> None:
         self._lock = threading.Lock()
-        self._entries: OrderedDict[str, bool] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[str, ...]] = OrderedDict()
         self._size = size
 
-    def has_fim(self, key: str, path: Path, metadata: Mapping[str, Any]) -> bool:
-        from llamahost.chat.capabilities import has_fim_tokens
+    def fim_tokens(self, key: str, path: Path, metadata: Mapping[str, Any]) -> tuple[str, ...]:
+        from llamahost.chat.capabilities import FIM_TOKEN_TEXTS
         from llamahost.gguf_header import read_gguf
 
-        if has_fim_tokens(metadata):
-            return True
         with self._lock:
             if key in self._entries:
                 self._entries.move_to_end(key)
@@ -165,7 +168,8 @@ class _VocabularyCache:
         tokens = metadata.get("tokenizer.ggml.tokens")
         if not isinstance(tokens, list) or len(tokens) <= SHOW_ARRAY_LIMIT:
             tokens = read_gguf(path, max_array_length=-1).metadata.get("tokenizer.ggml.tokens")
-        found = isinstance(tokens, list) and has_fim_tokens({}, [str(t) for t in tokens])
+        vocabulary = set(tokens) if isinstance(tokens, list) else set()
+        found = tuple(text for texts in FIM_TOKEN_TEXTS for text in texts if text in vocabulary)
         with self._lock:
             self._entries[key] = found
             while len(self._entries) > self._size:
@@ -200,13 +204,13 @@ def _show(store: ModelStore, text: str, name: ModelName, request: ShowRequest) -
     gguf_template = metadata.get("tokenizer.chat_template")
     template = resolved.template if resolved.template is not None else gguf_template
     template = template if isinstance(template, str) else ""
+    first_blob = resolved.manifest.layers_of(MEDIA_TYPE_MODEL)[0].digest.hex
     capabilities = model_capabilities(
-        template, metadata, has_projector=bool(resolved.projector_paths)
+        template,
+        metadata,
+        has_projector=bool(resolved.projector_paths),
+        tokens=_VOCABULARIES.fim_tokens(first_blob, resolved.model_paths[0], metadata),
     )
-    if "insert" not in capabilities and "embedding" not in capabilities:
-        first = resolved.manifest.layers_of("application/vnd.ollama.image.model")[0].digest.hex
-        if _VOCABULARIES.has_fim(first, resolved.model_paths[0], metadata):
-            capabilities.insert(len(capabilities) - ("thinking" in capabilities), "insert")
     parameters = dict(resolved.parameters)
     parameters.update(request.options or {})
     system = request.system or None
@@ -231,16 +235,20 @@ def _show(store: ModelStore, text: str, name: ModelName, request: ShowRequest) -
         projector = read_gguf(resolved.projector_paths[0], max_array_length=limit)
         response["projector_info"] = _model_info(projector.metadata, projector.omitted_arrays)
     if request.verbose:
-        response["tensors"] = [
-            {"name": t.name, "type": t.type, "shape": list(t.shape)}
-            for path in resolved.model_paths
-            for t in (
-                header.tensors
-                if path == resolved.model_paths[0]
-                else read_gguf(path, max_array_length=0).tensors
-            )
-        ]
+        response["tensors"] = _tensors(resolved, header)
     return {key: value for key, value in response.items() if value is not None}
+
+
+def _tensors(resolved: ResolvedModel, first: GGUFInfo) -> list[dict[str, Any]]:
+    """Name, type and shape of every tensor, over all shards."""
+    from llamahost.gguf_header import read_gguf
+
+    headers = [first] + [read_gguf(p, max_array_length=0) for p in resolved.model_paths[1:]]
+    return [
+        {"name": t.name, "type": t.type, "shape": list(t.shape)}
+        for header in headers
+        for t in header.tensors
+    ]
 
 
 def _messages(resolved: ResolvedModel) -> list[dict[str, str]]:
@@ -424,9 +432,20 @@ async def blob(request: Request) -> Response:
             return JSONResponse({"error": f'blob "{digest}" not found'}, status_code=404)
         return Response(status_code=200)
     if exists:
+        # Read the body anyway: the official client always sends it, and an answer before
+        # the end of a large upload would break its write.
+        async for _ in request.stream():
+            pass
         return Response(status_code=200)
     length = request.headers.get("content-length")
     size = int(length) if length is not None and length.isdigit() else None
+    if size is not None:
+        try:
+            await run_in_threadpool(
+                check_free_space, store.blobs.blobs_dir, size, what=f"upload of {digest}"
+            )
+        except BlobError as exc:
+            raise APIError(507, str(exc)) from None
     await _receive_blob(request, store, digest, size)
     return Response(status_code=201)
 

@@ -29,11 +29,11 @@ In the order a request meets them (``app.create_app`` stacks them so):
 
 from __future__ import annotations
 
-import fnmatch
 import hmac
 import ipaddress
 import json
 import logging
+import re
 import socket
 import time
 from collections.abc import Iterable, Sequence
@@ -207,14 +207,16 @@ class Cors:
         self.app = app
         configured = [origin.strip().rstrip("/") for origin in origins if origin.strip()]
         self.allow_any = "*" in configured
-        self.patterns = tuple(p.lower() for p in (*configured, *DEFAULT_ORIGIN_PATTERNS))
+        self.patterns = tuple(
+            _wildcard(pattern.lower()) for pattern in (*configured, *DEFAULT_ORIGIN_PATTERNS)
+        )
 
     def allowed(self, origin: str, host: str) -> bool:
         """Whether a request from ``origin`` may be served (``host``: its Host header)."""
         origin = origin.lower().rstrip("/")
         if self.allow_any or origin in (f"http://{host}", f"https://{host}"):
             return True
-        return any(fnmatch.fnmatchcase(origin, pattern) for pattern in self.patterns)
+        return any(pattern.fullmatch(origin) for pattern in self.patterns)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -256,6 +258,11 @@ class Cors:
             await send(message)
 
         await self.app(scope, receive, send_with_cors)
+
+
+def _wildcard(pattern: str) -> re.Pattern[str]:
+    """An origin pattern where only ``*`` is special (any run of characters)."""
+    return re.compile(".*".join(re.escape(part) for part in pattern.split("*")))
 
 
 # ---- API key -----------------------------------------------------------------------------
