@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import uuid
@@ -278,7 +279,12 @@ def test_errors_exit_1_with_a_message(env: dict[str, str], workdir: Path) -> Non
 
     failed(cli(env, "ps"), "could not connect to llamahost at 127.0.0.1:11434", "llamahost serve")
     failed(cli(env, "stop", "tiny"), "could not connect to llamahost")
-    failed(cli(env, "serve"), "not implemented")
+    with socket.socket() as taken:  # serve on an address in use: a clear error, at once
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        busy = {**env, "LLAMAHOST_HOST": f"127.0.0.1:{taken.getsockname()[1]}"}
+        failed(cli(busy, "serve"), "cannot listen on 127.0.0.1:", "LLAMAHOST_HOST")
+    failed(cli({**env, "LLAMAHOST_NUM_PARALLEL": "zero"}, "serve"), "LLAMAHOST_NUM_PARALLEL")
     usage = cli(env, "run")
     assert usage.returncode == 1 and "Error: " in usage.stderr and "usage:" in usage.stderr
 
