@@ -155,10 +155,12 @@ def launch_config(args: argparse.Namespace) -> LaunchConfig:
 
 def _watch_stdin() -> None:
     """Exit as soon as standard input reaches its end (the server went away)."""
+    # os.read, not sys.stdin: a daemon thread blocked in a buffered read makes the
+    # interpreter abort at shutdown ("could not acquire lock for <stdin>").
     try:
-        while sys.stdin.buffer.read(65536):
+        while os.read(0, 65536):
             pass
-    except (OSError, ValueError):
+    except OSError:
         pass
     log.info("standard input closed: exiting")
     os._exit(0)
