@@ -33,7 +33,7 @@ def load(source: PathLike | Sequence[PathLike], **kwargs: Any) -> Model:
 
     if isinstance(source, (str, os.PathLike)) and not os.path.exists(source):
         text = os.fspath(source)
-        from llamahost.store.pypi_source import is_pypi_spec
+        from llamahost.store.names import is_pypi_spec
 
         if is_pypi_spec(text):
             return _load_pypi(text, kwargs)

@@ -34,7 +34,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def _command(
-    commands: argparse._SubParsersAction,
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
     name: str,
     handler: str,
     help_text: str,
@@ -42,7 +42,7 @@ def _command(
     *,
     writes_store: bool = False,
 ) -> argparse.ArgumentParser:
-    parser = commands.add_parser(
+    parser: argparse.ArgumentParser = commands.add_parser(
         name,
         aliases=list(aliases),
         help=help_text,

@@ -40,10 +40,14 @@ _CLEAR_LINE = "\x1b[K"
 class ProgressLike(Protocol):
     """What the printer reads from an event (registry.ProgressEvent has these fields)."""
 
-    status: str
-    digest: str | None
-    total: int | None
-    completed: int | None
+    @property
+    def status(self) -> str: ...
+    @property
+    def digest(self) -> str | None: ...
+    @property
+    def total(self) -> int | None: ...
+    @property
+    def completed(self) -> int | None: ...
 
 
 @dataclass

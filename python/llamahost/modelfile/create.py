@@ -102,13 +102,8 @@ from llamahost.store.manifests import (
     Manifest,
 )
 from llamahost.store.model_store import ModelStore, ResolvedModel
-from llamahost.store.names import ModelName
-from llamahost.store.pypi_source import (
-    is_pypi_spec,
-    parse_pypi_spec,
-    pypi_gguf_files,
-    pypi_model_name,
-)
+from llamahost.store.names import ModelName, is_pypi_spec
+from llamahost.store.pypi_source import parse_pypi_spec, pypi_gguf_files, pypi_model_name
 from llamahost.store.registry import ProgressEvent
 
 ProgressCallback = Callable[[ProgressEvent], None]

@@ -30,7 +30,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llamahost.errors import ManifestError, ModelNotFoundError
 from llamahost.store.blobs import BlobStore
@@ -53,6 +53,9 @@ from llamahost.store.manifests import (
     PruneReport,
 )
 from llamahost.store.names import ModelName
+
+if TYPE_CHECKING:
+    from llamahost.engine.model import Model
 
 MAX_TEXT_LAYER_BYTES = 16 << 20  # templates, system prompts, params: never this large
 
@@ -284,7 +287,7 @@ class ModelStore:
         return self.manifests.prune(self.blobs, partial_max_age_s=partial_max_age_s)
 
     # ---- running ----------------------------------------------------------------------
-    def load(self, name: str | ModelName | ResolvedModel, **option_kwargs: Any) -> Any:
+    def load(self, name: str | ModelName | ResolvedModel, **option_kwargs: Any) -> Model:
         """Load a stored model into a :class:`llamahost.Model` with its Modelfile settings.
 
         `name` may also be a model already resolved with :meth:`resolve`. The model's
