@@ -34,7 +34,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def _command(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    commands: argparse._SubParsersAction[ArgumentParser],
     name: str,
     handler: str,
     help_text: str,
