@@ -715,19 +715,28 @@ def test_sigterm_ends_open_streams_with_an_error_line_and_stops_the_server(
     with socket.socket() as silent:  # a "registry" that accepts and never answers
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
-        registry = f"127.0.0.1:{silent.getsockname()[1]}"
-        with httpx.stream(
-            "POST",
-            f"{server.url}/api/pull",
-            json={"model": f"{registry}/ns/m", "insecure": True},
-            timeout=30,
-        ) as response:
+        pull = {"model": f"127.0.0.1:{silent.getsockname()[1]}/ns/m", "insecure": True}
+        waiting: list[httpx.Response] = []
+        whole = threading.Thread(
+            target=lambda: waiting.append(
+                httpx.post(f"{server.url}/api/pull", json={**pull, "stream": False}, timeout=30)
+            )
+        )
+        whole.start()
+        with httpx.stream("POST", f"{server.url}/api/pull", json=pull, timeout=30) as response:
             lines = response.iter_lines()
             assert json.loads(next(lines)) == {"status": "pulling manifest"}
+            silent.settimeout(10)
+            held = [silent.accept()[0] for _ in range(2)]  # both pulls wait for the registry
             started = time.monotonic()
             server.process.send_signal(signal.SIGTERM)
             last = json.loads(next(lines))
         assert last == {"error": "the server is shutting down"}
+        whole.join(timeout=15)
+        assert waiting and waiting[0].status_code == 503
+        assert waiting[0].json() == {"error": "the server is shutting down"}
         assert time.monotonic() - started < 5
         assert server.process.wait(timeout=15) == 0
+        for connection in held:
+            connection.close()
     assert "stopped" in server.log()

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import json
 import threading
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import anyio
@@ -28,7 +28,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from llamahost.server.errors import error_for, error_line, exception_message, redact, store_root_of
+from llamahost.server.errors import (
+    error_for,
+    error_line,
+    error_response,
+    exception_message,
+    redact,
+    store_root_of,
+)
 from llamahost.server.schemas import WireModel
 
 Event = Mapping[str, Any] | WireModel
@@ -71,17 +78,32 @@ async def ndjson_response(
 
 
 async def last_event_response(request: Request, events: AsyncIterator[Event]) -> Response:
-    """The last event as one JSON object, or the error answer if ``events`` raised."""
-    last: Event = {}
+    """The last event as one JSON object, or the error answer if ``events`` raised.
+
+    The client going away (or the server shutting down: 503) stops the iteration too.
+    """
+    last: list[Event] = [{}]
+    failure: list[Exception] = []
+
+    async def consume() -> None:
+        try:
+            async for event in events:
+                last[0] = event
+        except Exception as exc:
+            failure.append(exc)
+
     try:
-        async for event in events:
-            last = event
-    except Exception as exc:
-        return error_for(request, exc)
+        stopped_by = await _watched(request.receive, shutdown_event(request), consume)
     finally:
         await _close(events)
-    data = last.to_wire() if isinstance(last, WireModel) else dict(last)
-    return JSONResponse(data)
+    if stopped_by == "shutdown":
+        return error_response(503, SHUTDOWN_MESSAGE)
+    if stopped_by == "disconnect":
+        return error_response(499, "the client closed the connection")  # never delivered
+    if failure:
+        return error_for(request, failure[0])
+    event = last[0]
+    return JSONResponse(event.to_wire() if isinstance(event, WireModel) else dict(event))
 
 
 async def _close(events: AsyncIterator[Event]) -> None:
@@ -89,6 +111,35 @@ async def _close(events: AsyncIterator[Event]) -> None:
     if close is not None:
         with contextlib.suppress(Exception):
             await close()
+
+
+async def _watched(
+    receive: Receive, shutdown: asyncio.Event, body: Callable[[], Awaitable[None]]
+) -> str | None:
+    """Run ``body`` (which handles its own errors) until it ends, the client disconnects
+    or the server shuts down; None, ``"disconnect"`` or ``"shutdown"``: what ended it."""
+    stopped_by: list[str] = []
+    async with anyio.create_task_group() as group:
+
+        async def watch_disconnect() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            stopped_by.append("disconnect")
+            group.cancel_scope.cancel()
+
+        async def watch_shutdown() -> None:
+            await shutdown.wait()
+            stopped_by.append("shutdown")
+            group.cancel_scope.cancel()
+
+        group.start_soon(watch_disconnect)
+        group.start_soon(watch_shutdown)
+        try:
+            await body()
+        except OSError:
+            stopped_by.append("disconnect")  # the client went away while we were writing
+        group.cancel_scope.cancel()
+    return stopped_by[0] if stopped_by else None
 
 
 class NDJSONStream(Response):
@@ -104,51 +155,40 @@ class NDJSONStream(Response):
         self._request = request
         self._first_line = first_line
         self._events = events
-        self._shutdown = shutdown_event(request)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send(
-            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
-        )
-        stopped_by: list[str] = []
+        start = {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
         try:
-            async with anyio.create_task_group() as group:
+            await send(start)
 
-                async def watch_disconnect() -> None:
-                    while (await receive())["type"] != "http.disconnect":
-                        pass
-                    stopped_by.append("disconnect")
-                    group.cancel_scope.cancel()
-
-                async def watch_shutdown() -> None:
-                    await self._shutdown.wait()
-                    stopped_by.append("shutdown")
-                    group.cancel_scope.cancel()
-
-                group.start_soon(watch_disconnect)
-                group.start_soon(watch_shutdown)
+            async def body() -> None:
                 await self._send_events(send)
-                group.cancel_scope.cancel()
-            if stopped_by == ["disconnect"]:
-                return
-            tail = error_line(SHUTDOWN_MESSAGE) if stopped_by == ["shutdown"] else b""
-            await send({"type": "http.response.body", "body": tail, "more_body": False})
+
+            stopped_by = await _watched(receive, shutdown_event(self._request), body)
+            if stopped_by != "disconnect":
+                tail = error_line(SHUTDOWN_MESSAGE) if stopped_by == "shutdown" else b""
+                await send({"type": "http.response.body", "body": tail, "more_body": False})
         except OSError:
-            pass  # the client went away while we were writing
+            pass  # the client went away
         finally:
             await _close(self._events)
 
     async def _send_events(self, send: Send) -> None:
+        """The lines; an exception from the events becomes the last line (one from ``send``,
+        the client going away, propagates)."""
         await send({"type": "http.response.body", "body": self._first_line, "more_body": True})
-        try:
-            async for event in self._events:
-                line = encode_line(event)
+        while True:
+            try:
+                event = await self._events.__anext__()
+            except StopAsyncIteration:
+                return
+            except Exception as exc:
+                message = redact(exception_message(exc), store_root_of(self._request))
+                line = error_line(message)
                 await send({"type": "http.response.body", "body": line, "more_body": True})
-        except Exception as exc:
-            message = redact(exception_message(exc), store_root_of(self._request))
-            await send(
-                {"type": "http.response.body", "body": error_line(message), "more_body": True}
-            )
+                return
+            line = encode_line(event)
+            await send({"type": "http.response.body", "body": line, "more_body": True})
 
 
 # ---- blocking work in a thread, its progress as events ----------------------------------
