@@ -503,7 +503,7 @@ def test_create_refusals_that_need_a_stored_blob(
 ) -> None:
     text = b"this is not a GGUF file"
     text_digest = upload_bytes(llamahost_server, text)
-    cases = [
+    cases: list[tuple[dict[str, Any], tuple[str, ...]]] = [
         ({"files": {"notes.gguf": text_digest}}, ("GGUF",)),
         ({"files": {"tiny.gguf": tiny_digest}, "parameters": {"temprature": 1}}, ("temperature",)),
         ({"files": {"tiny.gguf": tiny_digest}, "parameters": {"top_k": "many"}}, ("top_k",)),
@@ -522,7 +522,7 @@ def test_create_refusals_that_need_a_stored_blob(
         with llamahost_server.http() as http:
             response = http.post("/api/create", json={"model": name, "stream": False, **extra})
         assert_error(response, 400, *words, server=llamahost_server)
-        assert name not in {m.model.partition(":")[0] for m in client.list().models}
+        assert f"{name}:latest" not in {m.model for m in client.list().models}
         assert_healthy(llamahost_server)
 
 
@@ -691,8 +691,8 @@ def test_the_api_key_is_required_everywhere_but_the_root(
             response = http.get("/api/tags", headers=headers)
             assert response.status_code == 401
             assert response.json() == {"error": "unauthorized"}
-            denied = http.post("/api/show", json={"model": "x"}, headers=headers)
-            assert denied.status_code == 401
+            refused = http.post("/api/show", json={"model": "x"}, headers=headers)
+            assert refused.status_code == 401
     with (
         contextlib.closing(server.client()) as anonymous,
         pytest.raises(ollama.ResponseError) as denied,

@@ -248,7 +248,7 @@ def test_redact_hides_the_store_folder(tmp_path: Path) -> None:
 
 
 def test_host_rules() -> None:
-    check = HostCheck(app=None, bind_host="127.0.0.1")  # type: ignore[arg-type]
+    check = HostCheck(app=None, bind_host="127.0.0.1")
     assert split_host("[::1]:11434") == "::1"
     assert split_host("LocalHost:80") == "localhost"
     for host in ("localhost", "127.0.0.1", "::1", "10.0.0.5", "192.168.1.2", "x.localhost", ""):
@@ -259,7 +259,7 @@ def test_host_rules() -> None:
 
 
 def test_origin_rules() -> None:
-    cors = Cors(app=None, origins=["https://*.corp.example"])  # type: ignore[arg-type]
+    cors = Cors(app=None, origins=["https://*.corp.example"])
     for origin in (
         "http://localhost",
         "http://localhost:3000",
@@ -274,7 +274,7 @@ def test_origin_rules() -> None:
     for origin in ("https://evil.example", "http://localhost.evil.example", "null"):
         assert not cors.allowed(origin, "127.0.0.1:11434"), origin
     assert cors.allowed("http://127.0.0.1:11434", "127.0.0.1:11434")  # same origin
-    assert Cors(app=None, origins=["*"]).allowed("https://any.example", "h")  # type: ignore[arg-type]
+    assert Cors(app=None, origins=["*"]).allowed("https://any.example", "h")
 
 
 LLAMA = {"general.architecture": "llama"}
