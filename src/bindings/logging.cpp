@@ -7,6 +7,7 @@
 // thread, that thread's warning and error lines are also kept for error messages.
 #include "common.hpp"
 
+#include <cstdlib>
 #include <mutex>
 
 namespace llamahost {
@@ -103,6 +104,11 @@ std::string LogCapture::reason() const {
 
 void register_logging(py::module_ &m) {
     llama_log_set(log_callback, nullptr);
+    // LLAMAHOST_DEBUG (not empty, not "0") forwards everything, down to llama.cpp's debug lines.
+    if (const char *debug = std::getenv("LLAMAHOST_DEBUG");
+        debug != nullptr && debug[0] != '\0' && std::string(debug) != "0") {
+        g_min_level.store(GGML_LOG_LEVEL_DEBUG);
+    }
     // Forward to the "llamahost.llama_cpp" logger from the moment the extension loads (the
     // package gives the "llamahost" logger a NullHandler); stop before the interpreter shuts
     // down, as llama.cpp may still log then.

@@ -8,6 +8,10 @@
 ``main(argv)`` is the console script's entry point (``python -m llamahost.cli`` works
 too). It returns the exit code: 0, or 1 after writing ``Error: <message>`` to stderr for
 any error llamahost raises on purpose (never a traceback for those); 130 after Ctrl+C.
+
+When a server answers at ``LLAMAHOST_HOST``, ``run``, ``pull``, ``push``, ``create``,
+``list``, ``show``, ``cp`` and ``rm`` go through it (``cli/client.py``), else they work on
+the store in this process; ``ps`` and ``stop`` need one. Either way they print the same.
 """
 
 from __future__ import annotations
@@ -25,18 +29,6 @@ from llamahost.errors import LlamahostError
 INTERRUPTED_EXIT_CODE = 130
 
 
-def _version_text() -> str:
-    from llamahost.system import system_info
-
-    info = system_info()
-    return (
-        f"llamahost version is {info.get('llamahost_version') or 'unknown'}\n"
-        f"llama.cpp commit {info.get('llama_cpp_commit', 'unknown')} "
-        f"(version {info.get('llama_cpp_version', 'unknown')}, "
-        f"backends: {', '.join(info.get('backends', [])) or 'none'})\n"
-    )
-
-
 def _handler(name: str) -> Callable[..., int]:
     """The function a command names as ``module:function`` (a module of this package),
     its module imported only now."""
@@ -48,6 +40,18 @@ def _handler(name: str) -> Callable[..., int]:
 def _os_error_message(exc: OSError) -> str:
     reason = exc.strerror or str(exc)
     return f"{reason}: {exc.filename}" if exc.filename else reason
+
+
+def _through_server(args: object) -> bool:
+    """Whether the command will use a server (then the local store need not be usable)."""
+    mode = getattr(args, "server", None)
+    if mode == "require":
+        return True
+    if mode != "prefer":
+        return False
+    from llamahost.cli.client import server_client
+
+    return server_client() is not None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -71,12 +75,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, or a usage error already reported
         return exc.code if isinstance(exc.code, int) else 1
     if os.environ.get("LLAMAHOST_DEBUG"):
-        import llamahost
-
+        # The extension reads LLAMAHOST_DEBUG itself when (and if) a command loads it.
         logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
-        llamahost.set_log_level("debug")
     if args.version:
-        sys.stdout.write(_version_text())
+        from llamahost.cli.version import version_text
+
+        sys.stdout.write(version_text())
         return 0
     handler_name = getattr(args, "handler", None)
     if handler_name is None:
@@ -84,13 +88,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         handler = _handler(handler_name)
-        from llamahost.cli.store_check import store_problem
         from llamahost.store.model_store import ModelStore
 
         store = ModelStore()
-        problem = store_problem(store, writable=getattr(args, "writes_store", False))
-        if problem is not None:
-            return fail(problem)
+        if not _through_server(args):
+            from llamahost.cli.store_check import store_problem
+
+            problem = store_problem(store, writable=getattr(args, "writes_store", False))
+            if problem is not None:
+                return fail(problem)
         return handler(args, store)
     except LlamahostError as exc:
         return fail(str(exc))

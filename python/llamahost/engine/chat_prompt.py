@@ -10,12 +10,16 @@ sandbox's rules is refused, never bypassed.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from llamahost import _native
+from llamahost.chat.capabilities import (
+    TemplateLanguage,
+    template_language,
+    template_supports_thinking,
+)
 from llamahost.chat.gotemplate import GoTemplate
 from llamahost.chat.jinja_template import ChatTemplate
 from llamahost.chat.tool_calls import detect_tool_call_format
@@ -29,32 +33,6 @@ VALID_ROLES = ("system", "user", "assistant", "tool")
 _FORGEABLE_ATTRS = 1 | 8
 #: llama.cpp built-in template names for architectures whose turn format is fixed.
 _BUILTIN_BY_ARCHITECTURE = {"gemma": "gemma", "gemma2": "gemma", "gemma3": "gemma"}
-TemplateLanguage = Literal["jinja", "go"]
-_GO_ACTION = re.compile(r"\{\{-?\s*(?:\.|\$|(?:range|if|with|template|block)\s+[.$(])")
-
-
-def template_language(source: str) -> TemplateLanguage:
-    """Go for Ollama-style templates (``{{ .System }}``, ``{{ range .Messages }}``), else Jinja.
-
-    Jinja statements use ``{% ... %}`` and never start an expression with a dot.
-    """
-    if "{%" not in source and _GO_ACTION.search(source):
-        return "go"
-    return "jinja"
-
-
-_GO_THINK_FIELD = re.compile(r"\.(?:Think|IsThinkSet|Thinking)\b")
-_JINJA_THINK_WORDS = ("<think>", "enable_thinking", "reasoning_content", "thinking")
-
-
-def template_supports_thinking(source: str | None, language: TemplateLanguage) -> bool:
-    """Whether a chat template can make its model think: it has a thinking block or
-    switch (Ollama infers the same capability from the template)."""
-    if not source:
-        return False
-    if language == "go":
-        return "<think>" in source or _GO_THINK_FIELD.search(source) is not None
-    return any(word in source for word in _JINJA_THINK_WORDS)
 
 
 def normalize_messages(

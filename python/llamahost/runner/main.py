@@ -168,6 +168,8 @@ def _watch_stdin() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    debug = os.environ.get("LLAMAHOST_DEBUG", "") not in ("", "0")
+    args.verbose = args.verbose or debug
     if (args.port is None) == (args.socket is None):
         print("Error: give exactly one of --port or --socket", file=sys.stderr)
         return 2
@@ -189,7 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from llamahost import _native
     from llamahost.runner.app import create_app
 
-    _native.set_log_level(1 if args.verbose else 3)
+    if not debug:  # LLAMAHOST_DEBUG: the extension forwards everything by itself
+        _native.set_log_level(1 if args.verbose else 3)
     state = RunnerState(config)
     app = create_app(state, secret=os.environ.pop(SECRET_VARIABLE, None) or None)
     server = uvicorn.Server(
