@@ -494,3 +494,17 @@ def test_logprobs_are_reported_per_token_and_agree_across_paths(model: llamahost
     assert not model.generate_response("logprobs", **GREEDY).logprobs
     with pytest.raises(OptionError, match=r"`top_logprobs` must be in \[0, 20\]"):
         model.generate("x", logprobs=True, top_logprobs=21)
+
+
+def test_generate_with_think_reports_the_thinking_block(tiny_model_path: Path) -> None:
+    template = (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+        "{% endfor %}<|im_start|>assistant\n{% if enable_thinking %}<think>\n{% endif %}"
+    )
+    thinker = llamahost.load(tiny_model_path, num_ctx=256, template=template)
+    whole = thinker.generate_response("hi", apply_template=True, think=True, **GREEDY)
+    assert whole.thinking and not whole.text  # random weights never close the block
+    streamed = list(thinker.generate("hi", stream=True, apply_template=True, think=True, **GREEDY))
+    assert "".join(c.thinking for c in streamed) == whole.thinking
+    with pytest.raises(OptionError, match="does not support thinking"):
+        llamahost.load(tiny_model_path, num_ctx=256).generate("hi", think=True, **GREEDY)

@@ -233,7 +233,9 @@ class Model:
         ``raw``; ``suffix`` to fill in the middle between the prompt and it (through the
         template's ``.Suffix`` or the model's FIM tokens; OptionError when the model has
         neither); ``special=True`` to read special-token text in a raw prompt as tokens;
-        ``context`` (the token list from a previous answer) to continue it; ``logit_bias``;
+        ``think`` (True: the template's thinking on, ``<think>`` blocks reported in
+        ``thinking``; False: off); ``context`` (the token list from a previous answer) to
+        continue it; ``logit_bias``;
         ``truncate``/``shift`` (see GenerationRequest); ``cancel``, an event that ends the
         generation with AbortedError when set from any thread; ``logprobs=True`` (and
         ``top_logprobs=n``, up to 20 alternatives) for each token's log-probability.
@@ -266,10 +268,13 @@ class Model:
         logprobs: bool = False,
         top_logprobs: int = 0,
         cache_prompt: bool = True,
+        think: bool | None = None,
         **option_kwargs: Any,
     ) -> Generator[GenerateChunk, None, None]:
         t0 = time.perf_counter_ns()
         opts = self._request_options(options, option_kwargs)
+        if think and not self._formatter.supports_thinking:
+            raise OptionError(_NO_THINKING, option="think")
         request = GenerationRequest(
             top_logprobs=_top_logprobs(logprobs, top_logprobs),
             cache_prompt=cache_prompt,
@@ -280,18 +285,26 @@ class Model:
             shift=shift,
             cancel=cancel,
         )
+        thinking_started = False
         if apply_template or suffix:
-            tokens = self._formatter.generate_prompt(
+            rendered = self._formatter.generate_prompt(
                 prompt,
                 system=system or self.system,
                 history=() if context else self.messages,
                 suffix=suffix,
-            ).tokens
+                think=think,
+            )
+            tokens = rendered.tokens
+            thinking_started = rendered.text.rstrip().endswith("<think>")
         else:
             tokens = self.tokenize(prompt, add_special=not context, parse_special=special)
         if context:
             tokens = list(context) + tokens
-        return self._session_stream(tokens, opts, request, t0, native_loop)
+        chunks = self._session_stream(tokens, opts, request, t0, native_loop)
+        if think:
+            parser = ChatOutputParser(True, None, thinking_started=thinking_started)
+            return _split_thinking(chunks, parser)
+        return chunks
 
     def _session_stream(
         self,
@@ -313,11 +326,13 @@ class Model:
     @staticmethod
     def _collect(chunks: Generator[GenerateChunk, None, None]) -> GenerateResponse:
         text: list[str] = []
+        thinking: list[str] = []
         tokens: list[int] = []
         logprobs: list[TokenLogprob] = []
         with closing(chunks):
             for chunk in chunks:
                 text.append(chunk.text)
+                thinking.append(chunk.thinking)
                 tokens.extend(chunk.tokens)
                 logprobs.extend(chunk.logprobs)
                 if chunk.done:
@@ -328,6 +343,7 @@ class Model:
                         metrics=chunk.metrics or Metrics(),
                         context=chunk.context or [],
                         logprobs=logprobs,
+                        thinking="".join(thinking),
                     )
         raise LlamahostError("generation ended without a final chunk")
 
@@ -407,11 +423,7 @@ class Model:
         t0 = time.perf_counter_ns()
         opts = self._request_options(options, option_kwargs)
         if think and not self._formatter.supports_thinking:
-            raise OptionError(
-                "this model does not support thinking (its chat template has no thinking "
-                "block); leave `think` unset or false",
-                option="think",
-            )
+            raise OptionError(_NO_THINKING, option="think")
         msgs = normalize_messages([*self.messages, *messages], default_system=self.system)
         rendered = self._formatter.prompt(msgs, tools=tools, think=think)
         tokens = rendered.tokens
@@ -501,6 +513,26 @@ class Model:
     def abort(self) -> None:
         """Stop every generation running in other threads (each raises AbortedError)."""
         self._executor.abort()
+
+
+_NO_THINKING = (
+    "this model does not support thinking (its chat template has no thinking block); "
+    "leave `think` unset or false"
+)
+
+
+def _split_thinking(
+    chunks: Generator[GenerateChunk, None, None], parser: ChatOutputParser
+) -> Generator[GenerateChunk, None, None]:
+    """A completion's chunks with ``<think>`` blocks moved from ``text`` to ``thinking``."""
+    with closing(chunks):
+        for chunk in chunks:
+            deltas = parser.feed(chunk.text) if chunk.text else []
+            if chunk.done:
+                deltas += parser.finish()
+            chunk.text = "".join(d.content for d in deltas)
+            chunk.thinking = "".join(d.thinking for d in deltas)
+            yield chunk
 
 
 def _top_logprobs(logprobs: bool, top_logprobs: int) -> int | None:

@@ -63,6 +63,7 @@ class GenerateChunk:
     metrics: Metrics | None = None  # on the last chunk
     context: list[int] | None = None  # on the last chunk: prompt + output tokens
     logprobs: list[TokenLogprob] = field(default_factory=list)  # one per token, when asked
+    thinking: str = ""  # with think=True: text of the model's <think> block
 
 
 @dataclass
@@ -75,6 +76,7 @@ class GenerateResponse:
     metrics: Metrics
     context: list[int]
     logprobs: list[TokenLogprob] = field(default_factory=list)
+    thinking: str = ""
 
 
 @dataclass

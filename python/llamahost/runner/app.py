@@ -280,8 +280,10 @@ def generate_endpoint(state: RunnerState) -> Callable[[Request], Any]:
                 isinstance(t, int) and not isinstance(t, bool) for t in context
             ):
                 raise BadRequest("`context` must be a list of token ids")
-            if body.get("think"):
-                raise BadRequest("`think` is supported by /api/chat; use it there")
+            think = body.get("think")
+            if think is not None and not isinstance(think, (bool, str)):
+                raise BadRequest("`think` must be true, false, or high/medium/low")
+            think_flag = think if isinstance(think, bool) or think is None else True
             stream = field(body, "stream", bool, True)
         except Exception as exc:
             return error_response(exc)
@@ -298,6 +300,7 @@ def generate_endpoint(state: RunnerState) -> Callable[[Request], Any]:
                 system=None,  # the model wrapper carries the effective system prompt
                 context=context,
                 cancel=cancel,
+                think=think_flag,
                 **kwargs,
             )
             return (_generate_line(chunk, kwargs["logprobs"]) for chunk in chunks)
@@ -316,6 +319,8 @@ def _load_only(stream: bool) -> Response:
 
 def _generate_line(chunk: GenerateChunk, logprobs: bool) -> dict[str, Any]:
     line: dict[str, Any] = {"response": chunk.text, "done": chunk.done}
+    if chunk.thinking:
+        line["thinking"] = chunk.thinking
     if chunk.done:
         line["done_reason"] = chunk.done_reason or "stop"
         line["context"] = chunk.context or []
@@ -330,6 +335,9 @@ def _merge_generate(items: list[dict[str, Any]]) -> dict[str, Any]:
         return {}
     last = dict(items[-1])
     last["response"] = "".join(item["response"] for item in items)
+    thinking = "".join(item.get("thinking", "") for item in items)
+    if thinking:
+        last["thinking"] = thinking
     if "logprobs" in last:
         last["logprobs"] = [lp for item in items for lp in item.get("logprobs", [])]
     return last
