@@ -14,8 +14,9 @@ Lifecycle, and why no runner outlives the server:
 
 - the runner starts in a session (and process group) of its own, so a Ctrl-C in the
   server's terminal reaches only the server, which then stops its runners itself;
-- its stdin is a pipe whose write end only the server holds: when the server exits, however
-  it exits (``kill -9`` included), the runner reads EOF and exits;
+- its stdin is a pipe whose write end only the server holds, and it runs with
+  ``--watch-stdin``: when the server exits, however it exits (``kill -9`` included), the
+  runner reads EOF and exits;
 - :meth:`RunnerProcess.kill` sends SIGKILL to the runner's whole process group;
 - a task awaits the process's exit the whole time: a runner that dies (a native crash, the
   OOM killer, ``kill -9``) is noticed at once; every call in flight raises
@@ -80,7 +81,9 @@ class RunnerSpec:
     """What a runner is started with. Requests whose specs are equal share one runner.
 
     ``context.num_ctx`` is the context of each of the ``parallel`` slots, already resolved
-    (never 0). Paths are the store's blob files of the model's shards and adapters.
+    (never 0). Paths are the store's blob files of the model's shards and adapters. The
+    runner takes its model and context options from these flags only: requests send it
+    request-time options alone.
     """
 
     model_paths: tuple[str, ...]
@@ -108,18 +111,8 @@ class RunnerSpec:
             args.append("--mlock")
         if model.use_mmap is False:
             args.append("--no-mmap")
-        args += ["--socket", socket_path]
+        args += ["--socket", socket_path, "--watch-stdin"]
         return args
-
-    def load_options(self) -> dict[str, Any]:
-        """The model and context options this runner was started with, by Ollama's names
-        (what the server sends in each request's ``options``, so the runner sees them
-        equal to its own)."""
-        values: dict[str, Any] = {}
-        for group in (self.model, self.context):
-            for name in type(group).__dataclass_fields__:
-                values[name] = getattr(group, name)
-        return values
 
     @property
     def uses_mmap(self) -> bool:
