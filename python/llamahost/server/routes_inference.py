@@ -60,6 +60,7 @@ from llamahost.server.errors import (
 from llamahost.server.memory import InsufficientMemoryError, estimate_memory, model_shape
 from llamahost.server.runner_process import RunnerError, RunnerSpec
 from llamahost.server.scheduler import (
+    SHUTDOWN_MESSAGE,
     LoadRequest,
     QueueFullError,
     Scheduler,
@@ -328,9 +329,9 @@ class InferenceResponse(Response):
                 group.cancel_scope.cancel()
             if stopped_by and stopped_by[0] == "shutdown":
                 if self._started:
-                    await self._body(send, error_line(SHUTDOWN_TEXT), more=False)
+                    await self._body(send, error_line(SHUTDOWN_MESSAGE), more=False)
                 else:
-                    await self._error(send, ServerClosingError(SHUTDOWN_TEXT))
+                    await self._error(send, ServerClosingError(SHUTDOWN_MESSAGE))
         except OSError:
             pass  # the client went away while we were writing
         finally:
@@ -383,7 +384,7 @@ class InferenceResponse(Response):
             async for item in self._events:
                 await self._body(send, _dumps(item) + b"\n", more=True)
         except OSError:
-            raise
+            raise  # the client is gone: nobody to tell
         except Exception as exc:
             message = redact(exception_message(exc), store_root_of(self._request))
             if not isinstance(exc, (RunnerError, APIError)):
@@ -392,15 +393,8 @@ class InferenceResponse(Response):
         await self._body(send, b"", more=False)
 
 
-SHUTDOWN_TEXT = "the server is shutting down"
-
-
 def _dumps(data: Any) -> bytes:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def _json(data: dict[str, Any]) -> JSONResponse:
-    return JSONResponse(data)
 
 
 async def _load_or_unload(
@@ -417,7 +411,7 @@ async def _load_or_unload(
         except Exception as exc:
             raise _scheduling_error(exc) from None
         reason = "load"
-    return _json(
+    return JSONResponse(
         {
             "model": target.text,
             "created_at": now_rfc3339(),
@@ -490,11 +484,9 @@ async def embed(request: Request) -> Response:
     target = await resolve_target(request, body.model, body.options)
     inputs = [body.input] if isinstance(body.input, str) else list(body.input)
     inputs = [text for text in inputs if text] if isinstance(body.input, str) else inputs
-    if not inputs:
-        response = await _load_or_unload(request, target, body.keep_alive, {})
-        if body.keep_alive is not None and body.keep_alive <= 0:
-            return response
-        return _json({"model": body.model, "embeddings": []})
+    if not inputs:  # as Ollama: load (or with keep_alive 0 unload), answer no vectors
+        await _load_or_unload(request, target, body.keep_alive, {})
+        return JSONResponse({"model": body.model, "embeddings": []})
     runner_body = _runner_body(target, body, input=inputs, stream=False)
     if not body.dimensions:
         runner_body.pop("dimensions", None)  # 0 means all of them
@@ -518,7 +510,7 @@ async def embeddings(request: Request) -> Response:
             await _scheduler(request).load_only(target.load, body.keep_alive)
         except Exception as exc:
             raise _scheduling_error(exc) from None
-        return _json({"embedding": []})
+        return JSONResponse({"embedding": []})
     runner_body = {"input": [body.prompt], "options": target.runner_options(), "stream": False}
 
     def decorate(data: dict[str, Any], load_ns: int, total_ns: int) -> dict[str, Any]:
@@ -540,7 +532,7 @@ async def ps(request: Request) -> Response:
     rows = _scheduler(request).ps()
     for row in rows:
         row["expires_at"] = row["expires_at"].isoformat().replace("+00:00", "Z")
-    return _json({"models": rows})
+    return JSONResponse({"models": rows})
 
 
 def routes() -> list[Route]:

@@ -138,8 +138,18 @@ class RunnerInfo:
 
     @property
     def size_vram(self) -> int:
-        value = self.raw.get("size_vram", self.memory.get("vram", 0))
-        return int(value) if isinstance(value, (int, float)) else 0
+        """Bytes on GPUs: the runner's per-device buffers (``memory.devices``) whose device
+        is a GPU (``CUDA0``, ``ROCm1``, ``Vulkan0``, ``Metal``; not ``CPU`` or a GPU
+        backend's pinned host memory, which llama.cpp names without a number)."""
+        devices = self.raw.get("memory", {}).get("devices") if self.raw.get("memory") else None
+        if not isinstance(devices, dict):
+            return 0
+        total = 0
+        for name, kinds in devices.items():
+            gpu = name == "Metal" or (name != "CPU" and name[-1:].isdigit())
+            if gpu and isinstance(kinds, dict):
+                total += sum(int(v) for v in kinds.values() if isinstance(v, (int, float)))
+        return total
 
 
 def _describe_exit(returncode: int) -> str:
@@ -286,7 +296,9 @@ class RunnerProcess:
                 status = body.get("status")
                 if response.status_code == 200 and status == "ok":
                     return
-                if status == "error" or response.status_code == 401:
+                if response.status_code == 401:
+                    raise RunnerLoadError(f"the runner of '{self.label}' refused its secret")
+                if status == "error":
                     self._health_error = str(body.get("error") or response.text)[:2000]
                     continue  # it exits after reporting; the exit check above raises
                 progress = body.get("progress")
@@ -414,20 +426,6 @@ class RunnerProcess:
         if response.status_code != 200:
             raise RunnerError(f"runner {path} answered {response.status_code}: {response.text}")
         return _json_or_empty(response)
-
-    async def get_json(self, path: str) -> dict[str, Any]:
-        """``GET path`` on the runner; its JSON object."""
-        return await self._get_json(path)
-
-    async def post(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        """``POST path`` with a JSON body; the status and the JSON object answered."""
-        if not self.alive or self._client is None:
-            raise RunnerExitedError(self.exit_message())
-        try:
-            response = await self._until_exit(self._client.post(path, json=body))
-        except httpx.TransportError as exc:
-            raise await self._transport_failure(exc) from None
-        return response.status_code, _json_or_empty(response)
 
     @contextlib.asynccontextmanager
     async def stream(self, path: str, body: dict[str, Any]) -> AsyncIterator[RunnerStream]:
