@@ -1,8 +1,12 @@
 """Streaming one answer to the terminal, with Ctrl+C stopping just that answer.
 
-The model runs in a worker thread, so Ctrl+C is handled at once even during a long decode:
-the handler sets a flag and aborts the running decode, the worker closes the stream, and
-the model stays usable. Used by ``llamahost run`` and its REPL.
+The answer comes from a :class:`ChunkSource`: a model in this process (:class:`ModelChat`)
+or a server's streamed ``/api/chat`` (:class:`ServerChat`). Its chunks are read in a worker
+thread, so Ctrl+C is handled at once even during a long decode, a model load or a wait for
+the server: the handler sets a flag and calls the source's ``cancel()`` (the model's abort,
+or shutting down the HTTP connection, which the server takes as the client leaving: it stops
+generating and frees the slot). The worker then ends, and what was written so far is the
+answer. Used by ``llamahost run`` and its REPL.
 """
 
 from __future__ import annotations
@@ -14,22 +18,118 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from llamahost.cli.display import AnswerWriter
-from llamahost.engine.model import Model
-from llamahost.engine.responses import ChatChunk, Metrics
-from llamahost.engine.structured import Format
-from llamahost.errors import AbortedError
+from llamahost.engine.responses import ChatChunk, Message, Metrics
+
+if TYPE_CHECKING:
+    from llamahost.cli.client import Client
+    from llamahost.engine.model import Model
+    from llamahost.engine.structured import Format
 
 POLL_INTERVAL_S = 0.05
 
 
-class InterruptFlag:
-    """Set by Ctrl+C while an answer streams; also aborts the model's running decode."""
+class ChunkSource(Protocol):
+    """Where an answer's chunks come from."""
 
-    def __init__(self, model: Model) -> None:
+    cancel_wait_s: float | None
+    """After Ctrl+C, how long to wait for the worker to stop (None: until it has)."""
+
+    def chunks(self) -> Iterator[ChatChunk]:
+        """The answer's chunks (read in a worker thread); the last has ``done``."""
+
+    def cancel(self) -> None:
+        """Stop the answer; called from the Ctrl+C handler, maybe more than once."""
+
+
+class ModelChat:
+    """A chat answer from a model loaded in this process."""
+
+    cancel_wait_s: float | None = None  # the model must be idle before anyone closes or reuses it
+
+    def __init__(
+        self,
+        model: Model,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        format: Format = None,
+        think: bool | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
         self.model = model
+        self.messages = list(messages)
+        self.format = format
+        self.think = think
+        self.options = dict(options or {})
+
+    def chunks(self) -> Iterator[ChatChunk]:
+        stream = self.model.chat(
+            self.messages, stream=True, format=self.format, think=self.think, options=self.options
+        )
+        try:
+            yield from stream
+        finally:
+            close = getattr(stream, "close", None)  # a generator: release the model now
+            if close is not None:
+                close()
+
+    def cancel(self) -> None:
+        self.model.abort()
+
+
+class ServerChat:
+    """A chat answer streamed by a server (``POST /api/chat``)."""
+
+    cancel_wait_s: float | None = 2.0  # shutting the socket down wakes the reader at once
+
+    def __init__(self, client: Client, request: Mapping[str, Any]) -> None:
+        self.stream = client.stream_chat(request)
+
+    def chunks(self) -> Iterator[ChatChunk]:
+        for data in self.stream:
+            yield chunk_of(data)
+
+    def cancel(self) -> None:
+        self.stream.cancel()
+
+
+def chunk_of(data: Mapping[str, Any]) -> ChatChunk:
+    """A ChatChunk from one ``/api/chat`` line."""
+    message = data.get("message") or {}
+    metrics = None
+    if data.get("done"):
+        metrics = Metrics(
+            **{
+                name: int(data.get(name) or 0)
+                for name in (
+                    "total_duration",
+                    "load_duration",
+                    "prompt_eval_count",
+                    "prompt_eval_duration",
+                    "eval_count",
+                    "eval_duration",
+                )
+            }
+        )
+    return ChatChunk(
+        message=Message(
+            role=str(message.get("role") or "assistant"),
+            content=str(message.get("content") or ""),
+            thinking=str(message.get("thinking") or ""),
+        ),
+        done=bool(data.get("done")),
+        done_reason=data.get("done_reason"),
+        metrics=metrics,
+    )
+
+
+class InterruptFlag:
+    """Set by Ctrl+C while an answer streams; also cancels the source."""
+
+    def __init__(self, source: ChunkSource) -> None:
+        self.source = source
         self.event = threading.Event()
 
     @property
@@ -38,13 +138,13 @@ class InterruptFlag:
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         self.event.set()
-        self.model.abort()
+        self.source.cancel()
 
 
 @contextmanager
-def catching_interrupts(model: Model) -> Iterator[InterruptFlag]:
-    """Ctrl+C sets the yielded flag (and aborts the decode) instead of raising."""
-    flag = InterruptFlag(model)
+def catching_interrupts(source: ChunkSource) -> Iterator[InterruptFlag]:
+    """Ctrl+C sets the yielded flag (and cancels the source) instead of raising."""
+    flag = InterruptFlag(source)
     if threading.current_thread() is not threading.main_thread():
         yield flag  # signal handlers can only be installed from the main thread
         return
@@ -66,19 +166,20 @@ class Answer:
 
 
 def _produce(
-    stream: Iterator[ChatChunk],
+    source: ChunkSource,
     out: queue.Queue[ChatChunk | BaseException | None],
     stop: InterruptFlag,
 ) -> None:
     """The worker thread: move chunks into `out`, then None (or the exception raised)."""
     try:
+        chunks = source.chunks()
         try:
-            for chunk in stream:
+            for chunk in chunks:
                 out.put(chunk)
                 if stop.interrupted:
                     break
         finally:
-            close = getattr(stream, "close", None)  # a generator: release the model now
+            close = getattr(chunks, "close", None)
             if close is not None:
                 close()
         out.put(None)
@@ -87,30 +188,19 @@ def _produce(
 
 
 def stream_answer(
-    model: Model,
-    messages: Sequence[Mapping[str, Any]],
-    writer: AnswerWriter,
-    *,
-    format: Format = None,
-    think: bool | None = None,
-    options: Mapping[str, Any] | None = None,
-    show_thinking: bool = True,
+    source: ChunkSource, writer: AnswerWriter, *, show_thinking: bool = True
 ) -> Answer:
-    """Stream the model's reply to `messages` through `writer` until done or Ctrl+C.
+    """Stream `source`'s answer through `writer` until done or Ctrl+C.
 
-    The model runs in a worker thread, so Ctrl+C is handled at once even during a long
-    decode: the handler aborts it (Model.abort from another thread is the supported way),
-    the worker closes the stream, and what was written so far is the answer.
+    An error the source raises is raised here, unless Ctrl+C came first (then the error is
+    the cancellation's echo, and what was written so far is the answer).
     """
     content: list[str] = []
     thinking: list[str] = []
     metrics = None
     chunks: queue.Queue[ChatChunk | BaseException | None] = queue.Queue()
-    with catching_interrupts(model) as flag:
-        stream = model.chat(
-            messages, stream=True, format=format, think=think, options=dict(options or {})
-        )
-        worker = threading.Thread(target=_produce, args=(stream, chunks, flag), daemon=True)
+    with catching_interrupts(source) as flag:
+        worker = threading.Thread(target=_produce, args=(source, chunks, flag), daemon=True)
         worker.start()
         while not flag.interrupted:
             try:
@@ -120,7 +210,7 @@ def stream_answer(
             if item is None:
                 break
             if isinstance(item, BaseException):
-                if isinstance(item, AbortedError) and flag.interrupted:
+                if flag.interrupted:
                     break
                 raise item
             if show_thinking:
@@ -130,8 +220,10 @@ def stream_answer(
             thinking.append(item.message.thinking)
             if item.done:
                 metrics = item.metrics
-        while worker.is_alive():  # after Ctrl+C: keep aborting until the worker has stopped
-            model.abort()
+        waited, limit = 0.0, source.cancel_wait_s
+        while worker.is_alive() and (limit is None or waited < limit):  # after Ctrl+C
+            source.cancel()
             worker.join(POLL_INTERVAL_S)
+            waited += POLL_INTERVAL_S
         writer.finish()
     return Answer("".join(content), "".join(thinking), metrics, flag.interrupted)

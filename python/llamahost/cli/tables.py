@@ -1,7 +1,7 @@
 """How the CLI writes numbers, sizes, times and tables, the way Ollama's CLI writes them::
 
     human_bytes(98_362_432)          -> "98 MB"      (decimal units, as ``ollama list``)
-    human_time(ago, now)             -> "2 minutes ago"
+    human_time(ago, now)             -> "2 minutes ago", "4 minutes from now", "Forever"
     go_duration(1_234_567_891)       -> "1.234567891s"   (Go's time.Duration.String)
     short_duration(103.2)            -> "1m43s"      (ETAs)
     render_table(header, rows)       -> columns padded to their widest cell, left-aligned
@@ -65,12 +65,22 @@ def _human_duration(seconds: float) -> str:
     return f"{hours // (24 * 365)} years"
 
 
+def _go_div(a: int, b: int) -> int:
+    """Go's integer division: the quotient truncated toward zero."""
+    quotient = abs(a) // abs(b)
+    return quotient if (a < 0) == (b < 0) else -quotient
+
+
 def human_time(when: datetime | None, now: datetime | None = None, never: str = "Never") -> str:
-    """How long ago `when` was, in words (``"2 minutes ago"``); `never` when it is None."""
+    """How long ago `when` was, in words (``"2 minutes ago"``), or how far ahead it is
+    (``"4 minutes from now"``; ``"Forever"`` more than 20 years ahead, as Ollama's
+    ``ps`` shows a model kept loaded); `never` when it is None."""
     if when is None:
         return never
     current = now if now is not None else datetime.now(timezone.utc)
     delta = (current - when).total_seconds()
+    if _go_div(_go_div(int(delta / 3600), 24), 365) < -20:
+        return "Forever"
     if delta < 0:
         return _human_duration(-delta) + " from now"
     return _human_duration(delta) + " ago"
