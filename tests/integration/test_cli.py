@@ -482,19 +482,48 @@ def test_word_wrap_moves_the_word_being_written_to_the_next_line() -> None:
 HEAVY_MODULES = ("numpy", "jinja2", "llamahost._native")
 
 
-@pytest.mark.parametrize("command", [["list"], ["--help"], ["rm", "nosuch"], ["cp", "a", "b"]])
-def test_commands_that_need_no_model_load_nothing_heavy(
-    env: dict[str, str], command: list[str]
-) -> None:
-    # Startup time is measured, not asserted: what matters is that these commands never
-    # import llama.cpp, numpy or Jinja (0.22 s of startup before they became lazy).
+def loaded_heavy_modules(env: dict[str, str], command: list[str]) -> str:
+    """Run ``main(command)`` in a fresh interpreter; ``LOADED [...]``: the heavy modules it
+    imported (and ``httpx``, which only a command that talks to a server may import)."""
+    modules = (*HEAVY_MODULES, "httpx")
     code = (
         "import sys\n"
         "from llamahost.cli import main\n"
         f"main({command!r})\n"
-        f"print('LOADED', [m for m in {HEAVY_MODULES!r} if m in sys.modules])\n"
+        f"print('LOADED', [m for m in {modules!r} if m in sys.modules])\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=TIMEOUT_S
     )
-    assert "LOADED []" in result.stdout, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr, result.stderr
+    return result.stdout
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["list"], ["--help"], ["--version"], ["ps"], ["show", "nosuch"], ["rm", "nosuch"]],
+)
+def test_commands_that_need_no_model_load_nothing_heavy(
+    env: dict[str, str], command: list[str]
+) -> None:
+    # Startup time is measured, not asserted: what matters is that these commands never
+    # import llama.cpp, numpy or Jinja (0.22 s of startup before they became lazy), and,
+    # with no server to talk to, not even httpx.
+    assert "LOADED []" in loaded_heavy_modules(env, command)
+
+
+def test_help_lists_the_environment(env: dict[str, str]) -> None:
+    for command in (["--help"], ["serve", "--help"], ["run", "--help"]):
+        shown = cli(env, *command).stdout
+        for variable in (
+            "LLAMAHOST_HOST",
+            "LLAMAHOST_MODELS",
+            "LLAMAHOST_KEEP_ALIVE",
+            "LLAMAHOST_NUM_PARALLEL",
+            "LLAMAHOST_MAX_LOADED_MODELS",
+            "LLAMAHOST_MAX_QUEUE",
+            "LLAMAHOST_ORIGINS",
+            "LLAMAHOST_API_KEY",
+            "LLAMAHOST_DEBUG",
+        ):
+            assert variable in shown, (command, variable)
