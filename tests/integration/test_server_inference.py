@@ -275,6 +275,26 @@ def test_disconnect_mid_stream_frees_the_slot(store_root: Path, tmp_path: Path) 
         assert answer.done and time.monotonic() - started < 20
         assert live.wait_until(lambda: live.loaded()["smollm2:latest"]["busy"] == 0, 5)
 
+        # A non-streamed request, and one waiting in the queue behind it, whose clients
+        # give up: both leave (busy drops to 0), so the slot serves the next one.
+        def give_up(timeout_s: float) -> None:
+            with pytest.raises(httpx.ReadTimeout):
+                httpx.post(
+                    f"{live.url}/api/generate", json={**body, "stream": False}, timeout=timeout_s
+                )
+
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            first = pool.submit(give_up, 3.0)
+            time.sleep(0.5)
+            queued = pool.submit(give_up, 1.0)
+            assert live.wait_until(lambda: live.loaded()["smollm2:latest"]["busy"] == 2, 1)
+            queued.result()
+            assert live.wait_until(lambda: live.loaded()["smollm2:latest"]["busy"] == 1, 2)
+            first.result()
+        assert live.wait_until(lambda: live.loaded()["smollm2:latest"]["busy"] == 0, 2)
+        answer = live.client().generate(model="smollm2", prompt="Hi", options={"num_predict": 4})
+        assert answer.done
+
 
 def test_runner_killed_mid_stream_errors_fast_and_next_request_reloads(
     server: InferenceServer,

@@ -406,6 +406,7 @@ class RunnerProcess:
         task.cancel()
         with contextlib.suppress(BaseException):
             await task
+        await self._drain_output()  # its last words (a GGML_ASSERT, ...) belong in the error
         raise RunnerExitedError(self.exit_message())
 
     async def _transport_failure(self, exc: Exception) -> RunnerError:
@@ -414,6 +415,7 @@ class RunnerProcess:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._exited), 1.0)
         if self._exited.done():
+            await self._drain_output()
             return RunnerExitedError(self.exit_message())
         return RunnerError(f"lost the connection to the runner of '{self.label}': {exc}")
 
