@@ -420,7 +420,7 @@ def test_progress_as_plain_lines_when_not_a_terminal() -> None:
     assert lines[0] == "pulling manifest" and lines[-1] == "success"
     bars = lines[1:-1]
     assert bars[0] == "pulling abababababab: 0% (0 B/10 MB)"
-    assert [int(re.search(r": (\d+)%", line)[1]) // 10 for line in bars] == list(range(11))
+    assert [int(re.findall(r": (\d+)%", line)[0]) // 10 for line in bars] == list(range(11))
     assert re.fullmatch(r"pulling abababababab: 50% \(5 MB/10 MB, 2.5 MB/s, 2s left\)", bars[5])
     assert bars[-1] == "pulling abababababab: 100% (10 MB/10 MB)"
 

@@ -19,22 +19,23 @@ from typing import NoReturn
 RUN_HANDLER = "run:run_command"
 SHOW_FLAGS = ("license", "modelfile", "parameters", "system", "template")
 ENVIRONMENT_HELP = """environment variables:
-  LLAMAHOST_HOST                the server's address, host[:port] (default 127.0.0.1:11434):
-                                where serve listens, and where the other commands look
-                                for a server to go through (else they work in-process)
-  LLAMAHOST_MODELS              where models are stored (default ~/.llamahost/models)
-  LLAMAHOST_KEEP_ALIVE          how long serve keeps a model loaded after its last
-                                request: 5m, 1h30m, seconds; 0 unloads at once, negative
-                                keeps it loaded (default 5m)
-  LLAMAHOST_NUM_PARALLEL        request slots per loaded model (default 1)
-  LLAMAHOST_MAX_LOADED_MODELS   models loaded at once (default 3)
-  LLAMAHOST_MAX_QUEUE           requests waiting for a model before serve answers 503
-                                (default 512)
-  LLAMAHOST_ORIGINS             extra CORS origins for serve, comma-separated
-  LLAMAHOST_API_KEY             serve requires "Authorization: Bearer <key>"; the other
-                                commands send it
-  LLAMAHOST_DEBUG               1 for debug logs
-  LLAMAHOST_NOHISTORY           do not keep the interactive history (~/.llamahost/history)
+  LLAMAHOST_HOST               the server's address, host[:port] (default
+                               127.0.0.1:11434): where serve listens, and where the
+                               other commands look for a server (else they work
+                               in this process)
+  LLAMAHOST_MODELS             where models are stored (default ~/.llamahost/models)
+  LLAMAHOST_KEEP_ALIVE         how long serve keeps a model loaded after its last
+                               request: 5m, 1h30m or seconds; 0 unloads at once,
+                               negative keeps it loaded (default 5m)
+  LLAMAHOST_NUM_PARALLEL       request slots per loaded model (default 1)
+  LLAMAHOST_MAX_LOADED_MODELS  models loaded at once (default 3)
+  LLAMAHOST_MAX_QUEUE          requests that may wait for a model before serve
+                               answers 503 (default 512)
+  LLAMAHOST_ORIGINS            extra CORS origins for serve, comma-separated
+  LLAMAHOST_API_KEY            serve requires "Authorization: Bearer <key>"; the
+                               other commands send it
+  LLAMAHOST_DEBUG              1 for debug logs
+  LLAMAHOST_NOHISTORY          do not keep the REPL's history (~/.llamahost/history)
 """
 
 
