@@ -32,7 +32,7 @@ from support.tiny_model import write_tiny_model
 pytestmark = pytest.mark.slow
 
 GREEDY: dict[str, Any] = {"temperature": 0, "seed": 1, "num_predict": 24}
-COUNTING = "Count from one to one hundred: 1, 2, 3, 4,"
+COUNTING = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10,"  # raw, SmolLM2 counts on for thousands of tokens
 PROMPTS = [
     "The capital of France is",
     "List three colours:",
@@ -181,7 +181,9 @@ def test_max_loaded_models_evicts_the_idle_one_and_waits_for_a_busy_one(
         client.generate(model="smollm2", prompt="Hi", options={"num_predict": 2})
         assert set(live.loaded()) == {"smollm2:latest"}  # the idle tiny made room
         count = {"num_predict": 200, "temperature": 0}
-        stream = client.generate(model="smollm2", prompt=COUNTING, options=count, stream=True)
+        stream = client.generate(
+            model="smollm2", prompt=COUNTING, raw=True, options=count, stream=True
+        )
         next(stream)
         answers: list[Any] = []
 
@@ -261,8 +263,9 @@ def test_disconnect_mid_stream_frees_the_slot(store_root: Path, tmp_path: Path) 
     with serving(store_root, tmp_path, LLAMAHOST_NUM_PARALLEL="1") as live:
         body = {
             "model": "smollm2",
-            "prompt": "Tell me a very long story.",
-            "options": {"num_predict": 100_000, "temperature": 0.8},
+            "prompt": COUNTING,
+            "raw": True,
+            "options": {"num_predict": 100_000, "temperature": 0},
         }
         with httpx.stream("POST", f"{live.url}/api/generate", json=body, timeout=60) as r:
             assert r.status_code == 200
@@ -302,7 +305,7 @@ def test_runner_killed_mid_stream_errors_fast_and_next_request_reloads(
     client = server.client()
     client.generate(model="tiny", prompt="", keep_alive="5m")
     stream = client.generate(
-        model="smollm2", prompt="Count:", options={"num_predict": 100_000}, stream=True
+        model="smollm2", prompt=COUNTING, raw=True, options={"num_predict": 100_000}, stream=True
     )
     next(stream)
     victim = server.runner_pid("smollm2")
@@ -470,7 +473,11 @@ def test_sigterm_ends_streams_with_an_error_and_leaves_no_runner(
     with serving(store_root, tmp_path, LLAMAHOST_NUM_PARALLEL="2") as live:
         client = live.client()
         stream = client.generate(
-            model="smollm2", prompt="Count:", options={"num_predict": 100_000}, stream=True
+            model="smollm2",
+            prompt=COUNTING,
+            raw=True,
+            options={"num_predict": 100_000},
+            stream=True,
         )
         next(stream)
         runners = live.runner_pids()
