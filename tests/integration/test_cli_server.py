@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,9 @@ from server_inference_fixtures import alive, children
 from test_cli import TINY_MODELFILE, cli, failed, loaded_heavy_modules
 from test_cli_repl import PROMPT, Terminal, write_endless_tiny_model
 
+from llamahost.cli.client import ServerAddress
+from llamahost.cli.server_commands import processor_text, until_text
+from llamahost.errors import OptionError
 from llamahost.store.blobs import BlobStore
 from llamahost.store.model_store import ModelStore
 
@@ -183,6 +187,14 @@ def test_store_commands_print_the_same_both_ways(shared: Setup) -> None:
     assert [row[0] for row in rows(cli(shared.remote, "list").stdout)[1:]] == ["keep:latest"]
 
 
+def test_show_counts_parameters_as_in_process(shared: Setup, smollm2_path: Path) -> None:
+    # SmolLM2's GGUF is labelled "135M"; show counts its tensors' elements (134.52M).
+    (shared.work / "Smol").write_text(f"FROM {smollm2_path}\n")
+    assert cli(shared.local, "create", "smol", "-f", "Smol", cwd=shared.work).returncode == 0
+    shown = shared.both("show", "smol")
+    assert re.search(r"^ +parameters +134\.52M$", shown.stdout, re.MULTILINE), shown.stdout
+
+
 def test_create_uploads_to_a_server_with_another_store(separate: Setup) -> None:
     here = cli(separate.local, "create", "tiny", cwd=separate.work)
     there = cli(separate.remote, "create", "tiny", cwd=separate.work)
@@ -242,6 +254,48 @@ def test_pull_and_push_through_the_server(shared: Setup, registry_server: Regist
     failed(there, "is not in the store (of llamahost at ", "pulling it failed: ")
     assert f"is not in the store ({shared.local['LLAMAHOST_MODELS']})" in here.stderr
     same_output(here, there, where=re.compile(r"in the store \([^)]*\)"))
+
+
+# ---- pieces, in this process ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "url", "shown"),
+    [
+        ("", "http://127.0.0.1:11434", "127.0.0.1:11434"),
+        ("example.com", "http://example.com:11434", "example.com:11434"),
+        (":8080", "http://127.0.0.1:8080", "127.0.0.1:8080"),
+        ("0.0.0.0:9000", "http://127.0.0.1:9000", "0.0.0.0:9000"),
+        ("http://10.1.2.3", "http://10.1.2.3:11434", "10.1.2.3:11434"),
+        ("HTTPS://ollama.example/api-base/", "https://ollama.example:443/api-base", None),
+        ("[::1]:7000", "http://[::1]:7000", "[::1]:7000"),
+        ("[::]", "http://[::1]:11434", "[::]:11434"),
+    ],
+)
+def test_llamahost_host_is_read_as_ollama_reads_ollama_host(
+    text: str, url: str, shown: str | None
+) -> None:
+    address = ServerAddress.parse(text)
+    assert address.url == url
+    if shown is not None:
+        assert address.shown == shown
+
+
+@pytest.mark.parametrize("text", ["host:0", "host:http", "ftp://host", "[::1", "[::1]x"])
+def test_a_malformed_llamahost_host_is_an_error_naming_it(text: str) -> None:
+    with pytest.raises(OptionError, match="LLAMAHOST_HOST"):
+        ServerAddress.parse(text)
+
+
+def test_ps_columns_as_ollama_writes_them() -> None:
+    assert processor_text(1000, 0) == "100% CPU"
+    assert processor_text(1000, 1000) == "100% GPU"
+    assert processor_text(1000, 250) == "75%/25% CPU/GPU"
+    assert processor_text(1000, 2000) == "Unknown"
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    assert until_text(now + timedelta(minutes=4, seconds=59), now) == "4 minutes from now"
+    assert until_text(now + timedelta(days=365 * 292), now) == "Forever"
+    assert until_text(now - timedelta(seconds=1), now) == "Stopping..."
 
 
 # ---- run, ps, stop ---------------------------------------------------------------------------
