@@ -280,7 +280,16 @@ class Client:
             raise self._transport_error(exc) from None
         if response.status_code >= 400:
             raise ServerError(_error_message(response), response.status_code)
-        return response.json() if response.content.strip() else None
+        if not response.content.strip():
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise ServerError(
+                f"the server at {self.address.shown} sent an answer that is not JSON: "
+                f"{response.text[:200]!r}",
+                response.status_code,
+            ) from None
 
     def stream_lines(self, path: str, body: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
         """``POST path`` and yield its NDJSON objects; an ``{"error"}`` line raises."""
@@ -302,13 +311,18 @@ class Client:
         data = self.request("GET", "/api/version")
         return str(data.get("version", "")) if isinstance(data, dict) else ""
 
+    def _models(self, path: str) -> list[dict[str, Any]]:
+        data = self.request("GET", path)
+        models = data.get("models") if isinstance(data, dict) else None
+        return [model for model in models or [] if isinstance(model, dict)]
+
     def list_models(self) -> list[dict[str, Any]]:
         """``GET /api/tags``: the stored models, newest first."""
-        return list(self.request("GET", "/api/tags").get("models") or [])
+        return self._models("/api/tags")
 
     def running(self) -> list[dict[str, Any]]:
         """``GET /api/ps``: the loaded models."""
-        return list(self.request("GET", "/api/ps").get("models") or [])
+        return self._models("/api/ps")
 
     def show(
         self,

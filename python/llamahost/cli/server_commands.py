@@ -50,13 +50,15 @@ def until_text(expires_at: datetime, now: datetime) -> str:
 def ps_row(model: dict[str, Any], now: datetime) -> list[str]:
     """One ``/api/ps`` entry as a row of :data:`PS_HEADER`."""
     size, size_vram = int(model.get("size") or 0), int(model.get("size_vram") or 0)
+    expires = model.get("expires_at")
+    until = until_text(datetime.fromisoformat(str(expires)), now) if expires else "Never"
     return [
         str(model.get("name", "")),
         str(model.get("digest", ""))[:12],
         human_bytes(size),
         processor_text(size, size_vram),
         str(model.get("context_length") or 0),
-        until_text(datetime.fromisoformat(str(model["expires_at"])), now),
+        until,
     ]
 
 

@@ -68,7 +68,12 @@ def list_command(args: argparse.Namespace, store: ModelStore) -> int:
     entries: list[tuple[str, str, int, datetime]]
     if client is not None:
         entries = [
-            (m["name"], m["digest"], m["size"], datetime.fromisoformat(m["modified_at"]))
+            (
+                str(m.get("name", "")),
+                str(m.get("digest", "")),
+                int(m.get("size") or 0),
+                datetime.fromisoformat(str(m.get("modified_at"))),
+            )
             for m in client.list_models()
         ]
     else:
