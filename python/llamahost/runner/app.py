@@ -354,17 +354,24 @@ def embed_endpoint(state: RunnerState) -> Callable[[Request], Any]:
             if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
                 raise BadRequest("`input` must be a string or a list of strings")
             truncate = field(body, "truncate", bool, True)
+            normalize = field(body, "normalize", bool, True)  # False: the legacy endpoint
             dimensions = field(body, "dimensions", int, None)
             options = field(body, "options", dict, {})
             if dimensions is not None and not 1 <= dimensions <= model.n_embd:
                 raise BadRequest(f"`dimensions` must be in [1, {model.n_embd}], got {dimensions}")
             vectors, count = await asyncio.to_thread(
-                model.embed_with_count, texts, truncate=truncate, options=options
+                model.embed_with_count,
+                texts,
+                truncate=truncate,
+                normalize=normalize,
+                options=options,
             )
         except Exception as exc:
             return error_response(exc)
         if dimensions is not None:
-            vectors = [_renormalized(v[:dimensions]) for v in vectors]
+            vectors = [v[:dimensions] for v in vectors]
+            if normalize:
+                vectors = [_renormalized(v) for v in vectors]
         return JSONResponse({"embeddings": vectors, "prompt_eval_count": count})
 
     return embed
