@@ -295,7 +295,29 @@ class InferenceResponse(Response):
     last one is the body. A client disconnect at any point (queued, loading, generating)
     cancels `events`, whose cleanup closes the runner request; the server's shutdown ends
     a stream with an error line (or answers 503 before it started).
+
+    The wire format is NDJSON with Ollama's errors; a subclass changes it by overriding
+    ``stream_media_type`` and the ``encode_*`` methods (``routes_openai``: SSE, OpenAI's
+    errors).
     """
+
+    stream_media_type = "application/x-ndjson"
+
+    def encode_event(self, item: dict[str, Any]) -> bytes:
+        """One streamed object."""
+        return _dumps(item) + b"\n"
+
+    def encode_error_event(self, message: str) -> bytes:
+        """The streamed object that ends a stream with an error."""
+        return error_line(message)
+
+    def encode_error(self, status: int, message: str) -> bytes:
+        """The body of an error answer."""
+        return _dumps({"error": message})
+
+    def encode_end(self) -> bytes:
+        """What ends a stream that finished well."""
+        return b""
 
     def __init__(
         self, request: Request, events: AsyncIterator[dict[str, Any]], *, stream: bool
@@ -329,7 +351,7 @@ class InferenceResponse(Response):
                 group.cancel_scope.cancel()
             if stopped_by and stopped_by[0] == "shutdown":
                 if self._started:
-                    await self._body(send, error_line(SHUTDOWN_MESSAGE), more=False)
+                    await self._body(send, self.encode_error_event(SHUTDOWN_MESSAGE), more=False)
                 else:
                     await self._error(send, ServerClosingError(SHUTDOWN_MESSAGE))
         except OSError:
@@ -357,7 +379,7 @@ class InferenceResponse(Response):
             log.error("%s failed: %s", self._request.url.path, message)
         headers = exc.headers if isinstance(exc, APIError) else None
         await self._start(send, status, "application/json; charset=utf-8", headers)
-        await self._body(send, _dumps({"error": message}), more=False)
+        await self._body(send, self.encode_error(status, message), more=False)
 
     async def _respond(self, send: Send) -> None:
         try:
@@ -378,19 +400,21 @@ class InferenceResponse(Response):
             await self._start(send, 200, "application/json; charset=utf-8")
             await self._body(send, _dumps(last), more=False)
             return
-        await self._start(send, 200, "application/x-ndjson")
-        await self._body(send, _dumps(first) + b"\n", more=True)
+        await self._start(send, 200, self.stream_media_type)
+        await self._body(send, self.encode_event(first), more=True)
+        end = self.encode_end()
         try:
             async for item in self._events:
-                await self._body(send, _dumps(item) + b"\n", more=True)
+                await self._body(send, self.encode_event(item), more=True)
         except OSError:
             raise  # the client is gone: nobody to tell
         except Exception as exc:
             message = redact(exception_message(exc), store_root_of(self._request))
             if not isinstance(exc, (RunnerError, APIError)):
                 log.error("%s failed while streaming", self._request.url.path, exc_info=exc)
-            await self._body(send, error_line(message), more=True)
-        await self._body(send, b"", more=False)
+            await self._body(send, self.encode_error_event(message), more=True)
+            end = b""
+        await self._body(send, end, more=False)
 
 
 def _dumps(data: Any) -> bytes:
@@ -422,6 +446,72 @@ async def _load_or_unload(
     )
 
 
+# ---- the one inference path (the Ollama routes and the OpenAI adapter both run it) ------
+
+
+def generate_events(
+    request: Request, target: Target, body: GenerateRequest
+) -> AsyncIterator[dict[str, Any]]:
+    """Run a generate request on `target`'s runner: Ollama's GenerateResponse objects (the
+    chunks, or one object when ``stream`` is false). APIError(400) at once for images on a
+    model without a vision projector."""
+    _check_images(target, body.images)
+    runner_body = _runner_body(
+        target,
+        body,
+        template=body.template or target.resolved.template,
+        system=body.system or target.resolved.system,
+        history=target.resolved.messages,
+        stream=body.streaming,
+    )
+    return run_on_runner(
+        request,
+        target,
+        "/api/generate",
+        runner_body,
+        body.keep_alive,
+        _decorate_completion(body.model),
+    )
+
+
+def chat_events(
+    request: Request, target: Target, body: ChatRequest
+) -> AsyncIterator[dict[str, Any]]:
+    """Run a chat request (with messages) on `target`'s runner: Ollama's ChatResponse
+    objects. APIError(400) at once for images on a model without a vision projector."""
+    for message in body.messages:
+        _check_images(target, message.images)
+    runner_body = _runner_body(
+        target,
+        body,
+        template=target.resolved.template,
+        system=target.resolved.system,
+        history=target.resolved.messages,
+        stream=body.streaming,
+    )
+    return run_on_runner(
+        request, target, "/api/chat", runner_body, body.keep_alive, _decorate_completion(body.model)
+    )
+
+
+def embed_events(
+    request: Request, target: Target, body: EmbedRequest
+) -> AsyncIterator[dict[str, Any]]:
+    """Run an embed request (non-empty ``input``) on `target`'s runner: one EmbedResponse."""
+    inputs = [body.input] if isinstance(body.input, str) else list(body.input)
+    runner_body = _runner_body(target, body, input=inputs, stream=False)
+    if not body.dimensions:
+        runner_body.pop("dimensions", None)  # 0 means all of them
+
+    def decorate(data: dict[str, Any], load_ns: int, total_ns: int) -> dict[str, Any]:
+        out = {"model": body.model, **data}
+        out["total_duration"] = total_ns
+        out["load_duration"] = load_ns
+        return out
+
+    return run_on_runner(request, target, "/api/embed", runner_body, body.keep_alive, decorate)
+
+
 # ---- the routes -------------------------------------------------------------------------
 
 
@@ -435,22 +525,7 @@ async def generate(request: Request) -> Response:
     _check_images(target, body.images)
     if not body.prompt and not body.images and not body.suffix:
         return await _load_or_unload(request, target, body.keep_alive, {"response": ""})
-    runner_body = _runner_body(
-        target,
-        body,
-        template=body.template or target.resolved.template,
-        system=body.system or target.resolved.system,
-        history=target.resolved.messages,
-        stream=body.streaming,
-    )
-    events = run_on_runner(
-        request,
-        target,
-        "/api/generate",
-        runner_body,
-        body.keep_alive,
-        _decorate_completion(body.model),
-    )
+    events = generate_events(request, target, body)
     return InferenceResponse(request, events, stream=body.streaming)
 
 
@@ -464,17 +539,7 @@ async def chat(request: Request) -> Response:
         return await _load_or_unload(
             request, target, body.keep_alive, {"message": {"role": "assistant", "content": ""}}
         )
-    runner_body = _runner_body(
-        target,
-        body,
-        template=target.resolved.template,
-        system=target.resolved.system,
-        history=target.resolved.messages,
-        stream=body.streaming,
-    )
-    events = run_on_runner(
-        request, target, "/api/chat", runner_body, body.keep_alive, _decorate_completion(body.model)
-    )
+    events = chat_events(request, target, body)
     return InferenceResponse(request, events, stream=body.streaming)
 
 
@@ -487,18 +552,7 @@ async def embed(request: Request) -> Response:
     if not inputs:  # as Ollama: load (or with keep_alive 0 unload), answer no vectors
         await _load_or_unload(request, target, body.keep_alive, {})
         return JSONResponse({"model": body.model, "embeddings": []})
-    runner_body = _runner_body(target, body, input=inputs, stream=False)
-    if not body.dimensions:
-        runner_body.pop("dimensions", None)  # 0 means all of them
-
-    def decorate(data: dict[str, Any], load_ns: int, total_ns: int) -> dict[str, Any]:
-        out = {"model": body.model, **data}
-        out["total_duration"] = total_ns
-        out["load_duration"] = load_ns
-        return out
-
-    events = run_on_runner(request, target, "/api/embed", runner_body, body.keep_alive, decorate)
-    return InferenceResponse(request, events, stream=False)
+    return InferenceResponse(request, embed_events(request, target, body), stream=False)
 
 
 async def embeddings(request: Request) -> Response:
@@ -546,4 +600,13 @@ def routes() -> list[Route]:
     ]
 
 
-__all__ = ["InferenceResponse", "Target", "resolve_target", "routes", "run_on_runner"]
+__all__ = [
+    "InferenceResponse",
+    "Target",
+    "chat_events",
+    "embed_events",
+    "generate_events",
+    "resolve_target",
+    "routes",
+    "run_on_runner",
+]
