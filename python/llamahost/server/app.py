@@ -256,12 +256,13 @@ async def _no_running_models(request: Request) -> Response:
 
 
 def _routes() -> list[BaseRoute]:
-    from llamahost.server import routes_models
+    from llamahost.server import routes_models, routes_openai
 
     routes: list[BaseRoute] = list(routes_models.routes())
     inference = _optional_module("llamahost.server.routes_inference")
     if inference is not None:
         routes += inference.routes()
+    routes += routes_openai.routes()
     served = {getattr(route, "path", None) for route in routes}
     routes += [
         Route(path, _unavailable, methods=["POST"])
@@ -286,8 +287,11 @@ def create_app(
     ``llamahost.server.scheduler.create_scheduler`` makes, if that exists; ``routes`` to
     the model-management routes plus the inference routes (see the module docstring).
     """
+    from llamahost.server.openai_errors import OpenAIErrorShape
+
     store = store if store is not None else ModelStore(config.models)
     middleware = [
+        Middleware(OpenAIErrorShape),  # /v1's errors in OpenAI's shape, whoever wrote them
         Middleware(security.AccessLog),
         Middleware(security.HostCheck, bind_host=config.host),
         Middleware(security.Cors, origins=config.origins),
