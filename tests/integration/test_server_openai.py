@@ -366,6 +366,23 @@ def test_logprobs_stream_and_whole(client: openai.OpenAI) -> None:
     assert plain.choices[0].message.content == choice.message.content
 
 
+def test_a_client_leaving_mid_stream_frees_its_slot(
+    server: InferenceServer, client: openai.OpenAI
+) -> None:
+    stream = client.chat.completions.create(
+        model="smollm2",
+        messages=[{"role": "user", "content": "Count from one to one thousand."}],
+        max_tokens=100_000,
+        temperature=0,
+        stream=True,
+    )
+    for i, _chunk in enumerate(stream):
+        if i == 3:
+            break
+    stream.close()
+    assert server.wait_until(lambda: server.loaded()["smollm2:latest"]["busy"] == 0, 10)
+
+
 # ---- tools ---------------------------------------------------------------------------------
 
 

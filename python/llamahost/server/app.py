@@ -27,6 +27,9 @@ Seams for the scheduler and the inference routes (modules other parts provide):
 - ``llamahost.server.routes_inference`` may define ``routes() -> list[BaseRoute]``; they
   are mounted after the model-management routes. Inference paths they do not serve
   answer 503 (``/api/ps``: an empty list).
+- ``llamahost.server.routes_openai`` serves OpenAI's ``/v1`` over the same inference
+  path; ``openai_errors.OpenAIErrorShape`` (outermost middleware) gives every ``/v1``
+  error OpenAI's shape, whoever wrote it.
 
 ``app.state`` holds ``config``, ``store`` (the ModelStore), ``scheduler``,
 ``shutdown_event`` (an asyncio.Event set when shutdown begins: ``streaming.py``) and

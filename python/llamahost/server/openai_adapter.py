@@ -40,7 +40,7 @@ import struct
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from llamahost.engine.options import Options
 from llamahost.errors import OptionError
@@ -106,11 +106,14 @@ _EFFORT_TO_THINK: dict[str, bool | str] = {
 # ---- requests -----------------------------------------------------------------------------
 
 
+OllamaRequestT = TypeVar("OllamaRequestT", ChatRequest, GenerateRequest, EmbedRequest)
+
+
 @dataclass(frozen=True)
-class Converted:
+class Converted(Generic[OllamaRequestT]):
     """An OpenAI request as the Ollama request that runs it, and what the answer needs."""
 
-    request: Any
+    request: OllamaRequestT
     """The Ollama request (ChatRequest, GenerateRequest or EmbedRequest)."""
     set_options: frozenset[str]
     """Ollama option names the OpenAI request set (OpenAI's defaults fill the others)."""
@@ -163,7 +166,7 @@ def _no_logit_bias(bias: Mapping[str, float] | None) -> None:
         raise unsupported("logit_bias", "`logit_bias` is not supported")
 
 
-def with_openai_defaults(target: Target, converted: Converted) -> Target:
+def with_openai_defaults(target: Target, converted: Converted[Any]) -> Target:
     """`target` with OpenAI's ``temperature``/``top_p`` of 1 where neither the request
     nor the model's Modelfile set them (Ollama sets them always, over the Modelfile)."""
     defaults = {
@@ -359,7 +362,7 @@ def _refuse_unsupported(body: ChatCompletionRequest) -> None:
         raise OpenAIError(400, "`top_logprobs` needs `logprobs` set to true", param="top_logprobs")
 
 
-def chat_request(body: ChatCompletionRequest) -> Converted:
+def chat_request(body: ChatCompletionRequest) -> Converted[ChatRequest]:
     """The ``/api/chat`` request for a chat completion request (OpenAIError on a field
     that cannot be honoured)."""
     _refuse_unsupported(body)
@@ -410,7 +413,7 @@ def _one_prompt(prompt: str | list[str] | list[int] | list[list[int]]) -> str:
     return texts[0]
 
 
-def completion_request(body: CompletionRequest) -> Converted:
+def completion_request(body: CompletionRequest) -> Converted[GenerateRequest]:
     """The ``/api/generate`` request for a legacy completion request."""
     _only_one("n", body.n)
     _only_one("best_of", body.best_of)
@@ -442,7 +445,7 @@ def completion_request(body: CompletionRequest) -> Converted:
     )
 
 
-def embed_request(body: EmbeddingRequest) -> Converted:
+def embed_request(body: EmbeddingRequest) -> Converted[EmbedRequest]:
     """The ``/api/embed`` request for an embeddings request."""
     inputs = [body.input] if isinstance(body.input, str) else body.input
     if not inputs:
@@ -525,7 +528,7 @@ def _tool_calls(
 class ChatConverter:
     """Ollama's chat answer objects -> a ChatCompletion, or chunks (one request's state)."""
 
-    def __init__(self, model: str, converted: Converted) -> None:
+    def __init__(self, model: str, converted: Converted[Any]) -> None:
         self.model = model
         self.converted = converted
         self.id = new_id("chatcmpl-")
@@ -592,7 +595,7 @@ class ChatConverter:
 class CompletionConverter:
     """Ollama's generate answer objects -> a Completion, or chunks (one request's state)."""
 
-    def __init__(self, model: str, converted: Converted) -> None:
+    def __init__(self, model: str, converted: Converted[Any]) -> None:
         self.model = model
         self.converted = converted
         self.id = new_id("cmpl-")
