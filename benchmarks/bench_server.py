@@ -82,7 +82,7 @@ def serve(store: Path, env: dict[str, str]) -> Iterator[tuple[str, subprocess.Po
         [sys.executable, "-m", "llamahost", "serve"],
         env={**os.environ, "LLAMAHOST_HOST": host, "LLAMAHOST_MODELS": str(store), **env},
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=open(os.environ.get("BENCH_SERVER_LOG", os.devnull), "ab"),  # noqa: SIM115
     )
     url = f"http://{host}"
     deadline = time.monotonic() + 60

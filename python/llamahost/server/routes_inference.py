@@ -565,7 +565,13 @@ async def embeddings(request: Request) -> Response:
         except Exception as exc:
             raise _scheduling_error(exc) from None
         return JSONResponse({"embedding": []})
-    runner_body = {"input": [body.prompt], "options": target.runner_options(), "stream": False}
+    # Ollama's legacy endpoint gives the model's vector as it is, not normalised.
+    runner_body = {
+        "input": [body.prompt],
+        "options": target.runner_options(),
+        "stream": False,
+        "normalize": False,
+    }
 
     def decorate(data: dict[str, Any], load_ns: int, total_ns: int) -> dict[str, Any]:
         vectors = data.get("embeddings") or [[]]
