@@ -50,6 +50,7 @@ import httpx
 
 from llamahost.engine.options import ContextParams, ModelParams
 from llamahost.errors import LlamahostError
+from llamahost.server import runner_http
 
 log = logging.getLogger("llamahost.runner")
 
@@ -203,6 +204,7 @@ class RunnerProcess:
         self._socket_dir: str | None = None
         self._secret = secrets.token_urlsafe(32)
         self._client: httpx.AsyncClient | None = None
+        self._socket_path: str | None = None
         self._tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
         self._health_error: str | None = None
         self._stop_reason: str | None = None
@@ -254,6 +256,7 @@ class RunnerProcess:
             self._cleanup_dir()
             raise RunnerLoadError(f"could not start a runner for '{self.label}': {exc}") from None
         self.pid = self._proc.pid
+        self._socket_path = socket_path
         transport = httpx.AsyncHTTPTransport(uds=socket_path, retries=0)
         self._client = httpx.AsyncClient(
             transport=transport,
@@ -438,14 +441,16 @@ class RunnerProcess:
                 async for line in answer.lines(): ...
 
         Leaving the block early closes the connection, which the runner takes as a
-        cancellation (its slot is freed within one decode step).
+        cancellation (its slot is freed within one decode step). This path carries every
+        generated token, so it goes through the lean client of ``runner_http``.
         """
-        if not self.alive or self._client is None:
+        if not self.alive or self._socket_path is None:
             raise RunnerExitedError(self.exit_message())
-        request = self._client.build_request("POST", path, json=body)
         try:
-            response = await self._until_exit(self._client.send(request, stream=True))
-        except httpx.TransportError as exc:
+            response = await self._until_exit(
+                runner_http.post(self._socket_path, self._secret, path, body)
+            )
+        except runner_http.RunnerHTTPError as exc:
             raise await self._transport_failure(exc) from None
         try:
             yield RunnerStream(self, response)
@@ -456,34 +461,33 @@ class RunnerProcess:
 class RunnerStream:
     """The answer to one streamed request (see :meth:`RunnerProcess.stream`)."""
 
-    def __init__(self, runner: RunnerProcess, response: httpx.Response) -> None:
+    def __init__(self, runner: RunnerProcess, response: runner_http.RunnerResponse) -> None:
         self.runner = runner
         self.response = response
 
     @property
     def status(self) -> int:
-        return self.response.status_code
+        return self.response.status
 
     async def json(self) -> dict[str, Any]:
         """The whole body as a JSON object (for an error status, or a non-streamed answer)."""
         try:
-            await self.runner._until_exit(self.response.aread())
-        except httpx.TransportError as exc:
+            return await self.runner._until_exit(self.response.json())
+        except runner_http.RunnerHTTPError as exc:
             raise await self.runner._transport_failure(exc) from None
-        return _json_or_empty(self.response)
 
-    async def lines(self) -> AsyncIterator[str]:
-        """The body's lines (NDJSON) as they arrive; RunnerExitedError if the runner dies."""
-        iterator = self.response.aiter_lines()
-        while True:
-            try:
-                line = await self.runner._until_exit(iterator.__anext__())
-            except StopAsyncIteration:
-                return
-            except httpx.TransportError as exc:
-                raise await self.runner._transport_failure(exc) from None
-            if line:
+    async def lines(self) -> AsyncIterator[bytes]:
+        """The body's lines (NDJSON) as they arrive; RunnerExitedError if the runner dies.
+
+        This runs once per generated token, so it does not race every read against the
+        process's exit: a dying runner's socket closes, which ends the read with an error
+        that is then explained.
+        """
+        try:
+            async for line in self.response.lines():
                 yield line
+        except runner_http.RunnerHTTPError as exc:
+            raise await self.runner._transport_failure(exc) from None
 
 
 def _json_or_empty(response: httpx.Response) -> dict[str, Any]:
