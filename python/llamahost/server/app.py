@@ -59,14 +59,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from llamahost.errors import LlamahostError, OptionError
+from llamahost.host_address import DEFAULT_HOST, DEFAULT_PORT, ServerAddress
 from llamahost.server import errors, security
 from llamahost.server.schemas import parse_keep_alive
 from llamahost.store.model_store import ModelStore, default_root
 
 logger = logging.getLogger("llamahost.server")
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 11434
 DEFAULT_MAX_BODY_BYTES = 64 << 20
 INFERENCE_PATHS = ("/api/generate", "/api/chat", "/api/embed", "/api/embeddings")
 _TRUE = ("1", "true", "yes", "on")
@@ -132,37 +131,15 @@ class ServerConfig:
 
 
 def parse_host(text: str) -> tuple[str, int]:
-    """``LLAMAHOST_HOST`` as (host, port): ``host``, ``host:port``, ``:port``,
-    ``http://host:port``, ``[::1]:port``; missing parts are 127.0.0.1 and 11434."""
-    value = text.strip()
-    for scheme in ("http://", "https://"):
-        if value.lower().startswith(scheme):
-            value = value[len(scheme) :]
-    value = value.rstrip("/")
-    if "/" in value:
+    """``LLAMAHOST_HOST`` as the (host, port) to listen on (see ``llamahost.host_address``);
+    a path is refused here."""
+    address = ServerAddress.parse(text)
+    if address.path:
         raise OptionError(
             f"LLAMAHOST_HOST must be host[:port], got {text!r} (a path is not allowed)",
             "LLAMAHOST_HOST",
         )
-    host, port_text = value, ""
-    if value.startswith("["):
-        end = value.find("]")
-        if end < 0 or (value[end + 1 :] and not value[end + 1 :].startswith(":")):
-            raise OptionError(
-                f"LLAMAHOST_HOST: malformed IPv6 address in {text!r}", "LLAMAHOST_HOST"
-            )
-        host, port_text = value[1:end], value[end + 2 :]
-    elif value.count(":") == 1:
-        host, _, port_text = value.partition(":")
-    port = DEFAULT_PORT
-    if port_text:
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            raise OptionError(
-                f"LLAMAHOST_HOST: the port must be a number from 1 to 65535, got {port_text!r}",
-                "LLAMAHOST_HOST",
-            )
-        port = int(port_text)
-    return host or DEFAULT_HOST, port
+    return address.host, address.port
 
 
 def _keep_alive(text: str) -> float:
