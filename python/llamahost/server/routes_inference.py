@@ -73,7 +73,7 @@ from llamahost.server.schemas import (
     GenerateRequest,
     WireModel,
 )
-from llamahost.server.streaming import shutdown_event
+from llamahost.server.streaming import shutdown_event, watched
 from llamahost.store.model_store import ModelStore, ResolvedModel
 
 log = logging.getLogger("llamahost.server")
@@ -329,27 +329,10 @@ class InferenceResponse(Response):
         self._started = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        stopped_by: list[str] = []
         shutdown = shutdown_event(self._request)
         try:
-            async with anyio.create_task_group() as group:
-
-                async def watch_disconnect() -> None:
-                    while (await receive())["type"] != "http.disconnect":
-                        pass
-                    stopped_by.append("disconnect")
-                    group.cancel_scope.cancel()
-
-                async def watch_shutdown() -> None:
-                    await shutdown.wait()
-                    stopped_by.append("shutdown")
-                    group.cancel_scope.cancel()
-
-                group.start_soon(watch_disconnect)
-                group.start_soon(watch_shutdown)
-                await self._respond(send)
-                group.cancel_scope.cancel()
-            if stopped_by and stopped_by[0] == "shutdown":
+            stopped_by = await watched(receive, shutdown, lambda: self._respond(send))
+            if stopped_by == "shutdown":
                 if self._started:
                     await self._body(send, self.encode_error_event(SHUTDOWN_MESSAGE), more=False)
                 else:

@@ -93,7 +93,7 @@ async def last_event_response(request: Request, events: AsyncIterator[Event]) ->
             failure.append(exc)
 
     try:
-        stopped_by = await _watched(request.receive, shutdown_event(request), consume)
+        stopped_by = await watched(request.receive, shutdown_event(request), consume)
     finally:
         await _close(events)
     if stopped_by == "shutdown":
@@ -113,7 +113,7 @@ async def _close(events: AsyncIterator[Event]) -> None:
             await close()
 
 
-async def _watched(
+async def watched(
     receive: Receive, shutdown: asyncio.Event, body: Callable[[], Awaitable[None]]
 ) -> str | None:
     """Run ``body`` (which handles its own errors) until it ends, the client disconnects
@@ -164,7 +164,7 @@ class NDJSONStream(Response):
             async def body() -> None:
                 await self._send_events(send)
 
-            stopped_by = await _watched(receive, shutdown_event(self._request), body)
+            stopped_by = await watched(receive, shutdown_event(self._request), body)
             if stopped_by != "disconnect":
                 tail = error_line(SHUTDOWN_MESSAGE) if stopped_by == "shutdown" else b""
                 await send({"type": "http.response.body", "body": tail, "more_body": False})
