@@ -73,6 +73,7 @@ from llamahost.server.schemas import (
     GenerateRequest,
     WireModel,
 )
+from llamahost.server.security import note_model
 from llamahost.server.streaming import shutdown_event, watched
 from llamahost.store.model_store import ModelStore, ResolvedModel
 
@@ -130,6 +131,7 @@ async def resolve_target(request: Request, text: str, options: dict[str, Any] | 
     APIError: 400 for a bad name or option, 404 for an unknown model, 500 for a model file
     whose header cannot be read.
     """
+    note_model(request.scope, text)  # for the access-log line, whatever happens next
     name = model_name(text)
     store = _store(request)
     try:
