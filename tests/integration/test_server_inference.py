@@ -434,6 +434,14 @@ BAD_REQUESTS: list[tuple[str, Any, int, str]] = [
     ("/api/embed", {"model": "tiny", "input": 5}, 400, "input"),
     ("/api/embed", {"model": "tiny", "input": "x", "options": {"num_batch": 0}}, 400, "num_batch"),
     ("/api/embeddings", {"model": "tiny", "prompt": ["x"]}, 400, "prompt"),
+    (G, gen(_debug_render_only=True), 400, "_debug_render_only"),
+    (G, gen(width=512), 400, "image generation is not supported"),
+    (
+        "/api/chat",
+        {"model": "tiny", "messages": [], "_debug_render_only": True},
+        400,
+        "_debug_render_only",
+    ),
 ]
 
 

@@ -500,12 +500,20 @@ def embed_events(
 # ---- the routes -------------------------------------------------------------------------
 
 
+def _refuse_render_only(asked: bool) -> None:
+    """Ollama's ``_debug_render_only`` is accepted in the schema but not served: refuse it
+    rather than generate as if it had not been asked for."""
+    if asked:
+        raise APIError(400, '"_debug_render_only" is not supported')
+
+
 async def generate(request: Request) -> Response:
     """``POST /api/generate``."""
     body = await parse_body(request, GenerateRequest)
     for name in ("width", "height", "steps"):
         if getattr(body, name) is not None:
             raise APIError(400, f'"{name}": image generation is not supported')
+    _refuse_render_only(body.debug_render_only)
     target = await resolve_target(request, body.model, body.options)
     _check_images(target, body.images)
     if not body.prompt and not body.images and not body.suffix:
@@ -517,6 +525,7 @@ async def generate(request: Request) -> Response:
 async def chat(request: Request) -> Response:
     """``POST /api/chat``."""
     body = await parse_body(request, ChatRequest)
+    _refuse_render_only(body.debug_render_only)
     target = await resolve_target(request, body.model, body.options)
     for message in body.messages:
         _check_images(target, message.images)

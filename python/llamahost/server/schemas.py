@@ -276,7 +276,7 @@ class GenerateRequest(WireModel):
     shift: bool | None = None
     """Shift the context when generation fills it (default true) or stop with ``length``."""
     debug_render_only: bool = Field(default=False, alias="_debug_render_only")
-    """Return the rendered prompt in ``_debug_info`` instead of generating."""
+    """Ollama's debugging switch (render the prompt only): not supported, true is a 400."""
     logprobs: bool = False
     """Return the log probability of each generated token."""
     top_logprobs: Annotated[int, Field(ge=0, le=20)] = 0
@@ -318,7 +318,7 @@ class ChatRequest(WireModel):
     shift: bool | None = None
     """Shift the context when generation fills it (default true) or stop with ``length``."""
     debug_render_only: bool = Field(default=False, alias="_debug_render_only")
-    """Return the rendered prompt in ``_debug_info`` instead of generating."""
+    """Ollama's debugging switch (render the prompt only): not supported, true is a 400."""
     logprobs: bool = False
     """Return the log probability of each generated token."""
     top_logprobs: Annotated[int, Field(ge=0, le=20)] = 0
