@@ -81,6 +81,11 @@ class RenderedPrompt:
     text: str
     tokens: list[int]
 
+    @property
+    def opens_thinking(self) -> bool:
+        """Whether the prompt ends inside a thinking block the template opened."""
+        return self.text.rstrip().endswith("<think>")
+
 
 class ChatFormatter:
     """Renders chats for one model and tokenizes the result.
@@ -144,10 +149,15 @@ class ChatFormatter:
             think=think,
             add_generation_prompt=add_generation_prompt,
         )
-        text = self._guard.unmark(marked, shielded.originals)
+        return self._tokenized(marked, shielded.originals)
+
+    def _tokenized(self, marked: str, originals: list[str]) -> RenderedPrompt:
+        """A rendered prompt with its marked message texts (see special_text): its text and
+        tokens, BOS added only when the model wants one and the template did not write it."""
+        text = self._guard.unmark(marked, originals)
         add_special = not (self._bos and text.startswith(self._bos))
         tokens = self._guard.tokenize(
-            marked, shielded.originals, self._model.vocab.tokenize, add_special=add_special
+            marked, originals, self._model.vocab.tokenize, add_special=add_special
         )
         return RenderedPrompt(text, tokens)
 
@@ -179,12 +189,7 @@ class ChatFormatter:
             marked = self._go.render_ollama_generate(
                 shielded.value[0], suffix=shielded.value[1], think=think
             )
-            text = self._guard.unmark(marked, shielded.originals)
-            add_special = not (self._bos and text.startswith(self._bos))
-            tokens = self._guard.tokenize(
-                marked, shielded.originals, self._model.vocab.tokenize, add_special=add_special
-            )
-            return RenderedPrompt(text, tokens)
+            return self._tokenized(marked, shielded.originals)
         if self._fim_tokens is None:
             raise OptionError(
                 "this model does not support insert (`suffix`): its template never uses "
@@ -237,9 +242,3 @@ class ChatFormatter:
                 self.source or self._fallback_template, pairs, add_generation_prompt
             )
         )
-
-    def tokenize(self, prompt: str) -> list[int]:
-        """Tokens of trusted prompt text: special-token text becomes special tokens, and BOS
-        is added only when the model wants one and the text does not start with it."""
-        add_special = not (self._bos and prompt.startswith(self._bos))
-        return list(self._model.vocab.tokenize(prompt, add_special, True))

@@ -207,6 +207,31 @@ class Model:
                     )
         return merged
 
+    def _prepare(
+        self,
+        options: Mapping[str, Any] | Options | None,
+        option_kwargs: Mapping[str, Any],
+        *,
+        think: bool | None,
+        format: Format,
+        grammar: str | None,
+        logprobs: bool,
+        top_logprobs: int,
+        **fields: Any,
+    ) -> tuple[Options, GenerationRequest]:
+        """A request's options and its GenerationRequest (the checks generate and chat share;
+        `fields` are GenerationRequest's own)."""
+        opts = self._request_options(options, option_kwargs)
+        if think and not self._formatter.supports_thinking:
+            raise OptionError(_NO_THINKING, option="think")
+        request = GenerationRequest(
+            options=opts,
+            grammar=grammar_for(format, grammar),
+            top_logprobs=_top_logprobs(logprobs, top_logprobs),
+            **fields,
+        )
+        return opts, request
+
     def _take_load_duration(self) -> int:
         if self._load_pending:
             self._load_pending = False
@@ -235,8 +260,8 @@ class Model:
         neither); ``special=True`` to read special-token text in a raw prompt as tokens;
         ``think`` (True: the template's thinking on, ``<think>`` blocks reported in
         ``thinking``; False: off); ``context`` (the token list from a previous answer) to
-        continue it; ``logit_bias``;
-        ``truncate``/``shift`` (see GenerationRequest); ``cancel``, an event that ends the
+        continue it; ``logit_bias``; ``truncate``/``shift``/``cache_prompt`` (see
+        GenerationRequest); ``cancel``, an event that ends the
         generation with AbortedError when set from any thread; ``logprobs=True`` (and
         ``top_logprobs=n``, up to 20 alternatives) for each token's log-probability.
         """
@@ -272,18 +297,19 @@ class Model:
         **option_kwargs: Any,
     ) -> Generator[GenerateChunk, None, None]:
         t0 = time.perf_counter_ns()
-        opts = self._request_options(options, option_kwargs)
-        if think and not self._formatter.supports_thinking:
-            raise OptionError(_NO_THINKING, option="think")
-        request = GenerationRequest(
-            top_logprobs=_top_logprobs(logprobs, top_logprobs),
-            cache_prompt=cache_prompt,
-            options=opts,
-            grammar=grammar_for(format, grammar),
+        opts, request = self._prepare(
+            options,
+            option_kwargs,
+            think=think,
+            format=format,
+            grammar=grammar,
+            logprobs=logprobs,
+            top_logprobs=top_logprobs,
             logit_bias=logit_bias,
             truncate=truncate,
             shift=shift,
             cancel=cancel,
+            cache_prompt=cache_prompt,
         )
         thinking_started = False
         if apply_template or suffix:
@@ -295,7 +321,7 @@ class Model:
                 think=think,
             )
             tokens = rendered.tokens
-            thinking_started = rendered.text.rstrip().endswith("<think>")
+            thinking_started = rendered.opens_thinking
         else:
             tokens = self.tokenize(prompt, add_special=not context, parse_special=special)
         if context:
@@ -421,27 +447,28 @@ class Model:
         **option_kwargs: Any,
     ) -> Generator[ChatChunk, None, None]:
         t0 = time.perf_counter_ns()
-        opts = self._request_options(options, option_kwargs)
-        if think and not self._formatter.supports_thinking:
-            raise OptionError(_NO_THINKING, option="think")
-        msgs = normalize_messages([*self.messages, *messages], default_system=self.system)
-        rendered = self._formatter.prompt(msgs, tools=tools, think=think)
-        tokens = rendered.tokens
-        request = GenerationRequest(
-            options=opts,
-            grammar=grammar_for(format, grammar),
+        opts, request = self._prepare(
+            options,
+            option_kwargs,
+            think=think,
+            format=format,
+            grammar=grammar,
+            logprobs=logprobs,
+            top_logprobs=top_logprobs,
             logit_bias=logit_bias,
             render_special=bool(tools),
             truncate=truncate,
             shift=shift,
             cancel=cancel,
-            top_logprobs=_top_logprobs(logprobs, top_logprobs),
         )
+        msgs = normalize_messages([*self.messages, *messages], default_system=self.system)
+        rendered = self._formatter.prompt(msgs, tools=tools, think=think)
+        tokens = rendered.tokens
         parser = ChatOutputParser(
             think=self._formatter.parses_thinking(think),
             tool_format=self._formatter.tool_format if tools else None,
             # a template that opens the thinking block itself leaves the model inside it
-            thinking_started=rendered.text.rstrip().endswith("<think>"),
+            thinking_started=rendered.opens_thinking,
         )
         return self._chat_stream(tokens, opts, request, parser, t0, native_loop)
 
