@@ -123,12 +123,16 @@ async def respond(
     *,
     stream: bool,
     merge: Callable[[list[dict[str, Any]]], dict[str, Any]],
+    encode: Callable[[Mapping[str, Any]], bytes] | None = None,
+    media_type: str = "application/x-ndjson",
 ) -> Response:
-    """Run a generation: NDJSON lines while it streams, or one merged object at the end.
+    """Run a generation: one encoded event per item while it streams (NDJSON lines unless
+    `encode` says otherwise), or one merged object at the end.
 
     Errors before the first item are a 400/500 response; after it, a last ``{"error"}``
-    line. A client that goes away cancels the generation.
+    event. A client that goes away cancels the generation.
     """
+    encode_event = encode or _line
     bridge: Bridge[dict[str, Any]] = Bridge(make)
     watcher = asyncio.ensure_future(until_disconnected(request, bridge))
     try:
@@ -152,18 +156,18 @@ async def respond(
         return JSONResponse(merge(items))
     watcher.cancel()  # the streaming response watches the connection itself
 
-    async def lines() -> AsyncIterator[bytes]:
+    async def events() -> AsyncIterator[bytes]:
         try:
             if first is not None:
-                yield _line(first)
+                yield encode_event(first)
             async for item in bridge.items():
-                yield _line(item)
+                yield encode_event(item)
         except Exception as exc:
-            yield _line({"error": str(exc)})
+            yield encode_event({"error": str(exc)})
         finally:
             bridge.close()
 
-    return StreamingResponse(lines(), media_type="application/x-ndjson")
+    return StreamingResponse(events(), media_type=media_type)
 
 
 def _line(item: Mapping[str, Any]) -> bytes:

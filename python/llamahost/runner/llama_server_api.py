@@ -12,16 +12,15 @@ import asyncio
 import json
 import math
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from llamahost.engine.responses import GenerateChunk, TokenLogprob
-from llamahost.runner.app import BadRequest, error_response, field, read_json
-from llamahost.runner.bridge import Bridge, until_disconnected
+from llamahost.runner.app import BadRequest, error_response, field, read_json, respond
 from llamahost.runner.state import RunnerState
 
 #: llama-server sampling fields -> llamahost option names.
@@ -149,6 +148,21 @@ def _completion_line(chunk: GenerateChunk, n_probs: int) -> dict[str, Any]:
     return line
 
 
+def _sse_event(item: Mapping[str, Any]) -> bytes:
+    return b"data: " + json.dumps(item).encode() + b"\n\n"
+
+
+def _merge_completion(items: list[dict[str, Any]], n_probs: int) -> dict[str, Any]:
+    merged = dict(items[-1]) if items else {}
+    merged["content"] = "".join(i["content"] for i in items)
+    merged["tokens"] = [t for i in items for t in i["tokens"]]
+    if n_probs:
+        merged["completion_probabilities"] = [
+            p for i in items for p in i["completion_probabilities"]
+        ]
+    return merged
+
+
 def completion_endpoint(state: RunnerState) -> Callable[[Request], Any]:
     async def completion(request: Request) -> Response:
         try:
@@ -194,37 +208,14 @@ def completion_endpoint(state: RunnerState) -> Callable[[Request], Any]:
             )
             return (_completion_line(c, n_probs) for c in chunks)
 
-        bridge: Bridge[dict[str, Any]] = Bridge(make)
-        if stream:
-
-            async def events() -> AsyncIterator[bytes]:
-                try:
-                    async for item in bridge.items():
-                        yield b"data: " + json.dumps(item).encode() + b"\n\n"
-                except Exception as exc:
-                    yield (
-                        b"data: " + json.dumps({"error": {"message": str(exc)}}).encode() + b"\n\n"
-                    )
-
-            return StreamingResponse(events(), media_type="text/event-stream")
-        watcher = asyncio.ensure_future(until_disconnected(request, bridge))
-        items: list[dict[str, Any]] = []
-        try:
-            while (item := await bridge.next()) is not None:
-                items.append(item)
-        except Exception as exc:
-            return error_response(exc)
-        finally:
-            watcher.cancel()
-            bridge.close()
-        merged = dict(items[-1]) if items else {}
-        merged["content"] = "".join(i["content"] for i in items)
-        merged["tokens"] = [t for i in items for t in i["tokens"]]
-        if n_probs:
-            merged["completion_probabilities"] = [
-                p for i in items for p in i["completion_probabilities"]
-            ]
-        return JSONResponse(merged)
+        return await respond(
+            request,
+            make,
+            stream=stream,
+            merge=lambda items: _merge_completion(items, n_probs),
+            encode=_sse_event,
+            media_type="text/event-stream",
+        )
 
     return completion
 
