@@ -176,7 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        # Under the server (--watch-stdin) each line is re-logged with its time and model.
+        format=("" if args.watch_stdin else "%(asctime)s ") + "%(levelname)s %(name)s: %(message)s",
     )
     try:
         config = launch_config(args)
