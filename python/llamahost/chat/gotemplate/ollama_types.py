@@ -86,14 +86,8 @@ class _JSONStringer(GoStruct):
         write_json(out, self)
 
 
-class OrderedMap(Mapping[str, Any]):
-    """A JSON object that keeps insertion order (``api.ToolPropertiesMap``, and any object
-    whose key order matters, such as the config blobs ``create`` writes).
-
-    It ranges, prints and encodes in insertion order; printing gives its JSON.
-    """
-
-    go_type = "*api.ToolPropertiesMap"
+class _DictMap(Mapping[str, Any]):
+    """A read-only mapping over its own copy of ``items``: the base of the maps below."""
 
     def __init__(self, items: Mapping[str, Any] | Iterable[tuple[str, Any]] = ()) -> None:
         self._items = dict(items)
@@ -107,6 +101,16 @@ class OrderedMap(Mapping[str, Any]):
     def __len__(self) -> int:
         return len(self._items)
 
+
+class OrderedMap(_DictMap):
+    """A JSON object that keeps insertion order (``api.ToolPropertiesMap``, and any object
+    whose key order matters, such as the config blobs ``create`` writes).
+
+    It ranges, prints and encodes in insertion order; printing gives its JSON.
+    """
+
+    go_type = "*api.ToolPropertiesMap"
+
     def __repr__(self) -> str:
         return f"OrderedMap({self._items!r})"
 
@@ -118,7 +122,7 @@ class OrderedMap(Mapping[str, Any]):
         write_json(out, self)
 
 
-class _StringerMap(Mapping[str, Any]):
+class _StringerMap(_DictMap):
     """A Go ``map[string]T`` with a ``String()`` method that returns its JSON.
 
     Sorted by key for ``range``, printing and ``json``, like any Go map. ``is_nil`` marks a
@@ -130,17 +134,8 @@ class _StringerMap(Mapping[str, Any]):
     def __init__(
         self, items: Mapping[str, Any] | Iterable[tuple[str, Any]] = (), *, is_nil: bool = False
     ) -> None:
-        self._items = dict(items)
+        super().__init__(items)
         self.is_nil = is_nil and not self._items
-
-    def __getitem__(self, key: str) -> Any:
-        return self._items[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._items)
-
-    def __len__(self) -> int:
-        return len(self._items)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._items!r}{', is_nil=True' if self.is_nil else ''})"
@@ -198,6 +193,13 @@ class ToolList(list[Any]):
         write_json(out, self)
 
 
+def _coerce_map(struct: GoStruct, name: str, kind: type[_StringerMap]) -> None:
+    """Make the frozen dataclass field ``name`` a ``kind`` map (None: a nil one)."""
+    value = getattr(struct, name)
+    if not isinstance(value, kind):
+        object.__setattr__(struct, name, kind(value or (), is_nil=value is None))
+
+
 _NO_TYPE = PropertyType()
 
 _TS_TYPES = {"string": "string", "number": "number", "integer": "number", "boolean": "boolean"}
@@ -244,10 +246,7 @@ class ToolFunctionParameters(_JSONStringer):
     Properties: ToolProperties = field(default_factory=lambda: ToolProperties(is_nil=True))
 
     def __post_init__(self) -> None:
-        if not isinstance(self.Properties, ToolProperties):
-            props = self.Properties
-            value = ToolProperties(props or (), is_nil=props is None)
-            object.__setattr__(self, "Properties", value)
+        _coerce_map(self, "Properties", ToolProperties)
 
 
 @dataclass(frozen=True)
@@ -283,10 +282,7 @@ class ToolCallFunction(GoStruct):
     Arguments: ToolCallArguments = field(default_factory=lambda: ToolCallArguments(is_nil=True))
 
     def __post_init__(self) -> None:
-        if not isinstance(self.Arguments, ToolCallArguments):
-            args = self.Arguments
-            value = ToolCallArguments(args or (), is_nil=args is None)
-            object.__setattr__(self, "Arguments", value)
+        _coerce_map(self, "Arguments", ToolCallArguments)
 
 
 @dataclass(frozen=True)
