@@ -30,13 +30,12 @@ Values: a Python mapping is a Go ``map[string]any`` (a missing key reads as nil,
 slice; None is nil (an action prints ``<no value>``, ``print`` prints ``<nil>``);
 bool/int/float/str are Go's bool/int/float64/string; other objects are structs whose exported
 (capitalised) attributes are fields; methods are never called. A class may act as a Go
-``fmt.Stringer`` with ``go_print(sink)`` or ``go_string()``, as a ``json.Marshaler`` with
-``go_json_value()`` (a value to encode instead) or ``go_json()`` (the JSON text), and as an
-ordered map with ``go_map_items()``. Printing follows ``fmt``'s ``%v``: ``[a b]``,
-``map[k:v]``, ``{f1 f2}``, floats as ``%g`` (``1e+06``); ``printf`` parses its format as Go
-does (a width or precision past 10^6 gives ``%!(NOVERB)``). ``json`` follows
-``encoding/json``: compact, ``<>&`` escaped as ``\\u003c`` etc., map keys sorted, floats like
-Go, and "" for a value Go cannot encode.
+``fmt.Stringer`` with ``go_print(sink)``, as a ``json.Marshaler`` with ``go_json_value()``
+(a value to encode instead), and as an ordered map with ``go_map_items()``. Printing
+follows ``fmt``'s ``%v``: ``[a b]``, ``map[k:v]``, ``{f1 f2}``, floats as ``%g``
+(``1e+06``); ``printf`` parses its format as Go does (a width or precision past 10^6 gives
+``%!(NOVERB)``). ``json`` follows ``encoding/json``: compact, ``<>&`` escaped as
+``\\u003c`` etc., map keys sorted, floats like Go, and "" for a value Go cannot encode.
 
 Deliberate differences from Go: ``len``/``index``/``slice`` on strings count UTF-8 bytes like Go
 but a slice that splits a character yields U+FFFD; Ollama's tools print ``{{ .Function }}`` as

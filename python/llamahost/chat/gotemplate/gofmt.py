@@ -8,9 +8,8 @@ precisions (``*`` and ``[n]`` argument indexes included) parsed as Go parses the
 number past Go's ``tooLarge`` (10^6) makes the rest of the format ``%!(NOVERB)``.
 
 Hooks a class may define: ``go_print(out)`` writes what Go's ``String()`` returns (a
-Stringer); ``go_string()`` returns it as a string; ``go_map_items()`` gives a mapping's
-entries in the order ``range`` and printing follow (otherwise sorted by key); ``go_type`` is
-the Go type name.
+Stringer); ``go_map_items()`` gives a mapping's entries in the order ``range`` and printing
+follow (otherwise sorted by key); ``go_type`` is the Go type name.
 """
 
 from __future__ import annotations
@@ -241,19 +240,14 @@ def _fmt_string(out: Sink, s: str, verb: str, spec: Spec) -> None:
 
 def _handle_methods(out: Sink, arg: Any, verb: str, spec: Spec) -> bool:
     """Go's ``handleMethods``: a Stringer prints its ``String()`` for verbs v s x X q."""
-    kind = type(arg)
-    if verb not in "vsxXq" or not (hasattr(kind, "go_print") or hasattr(kind, "go_string")):
+    if verb not in "vsxXq" or not hasattr(type(arg), "go_print"):
         return False
-    if hasattr(kind, "go_print"):
-        if verb in "vs" and spec.wid is None and spec.prec is None:
-            arg.go_print(out)
-            return True
-        sub = Sink(out.budget, out.remaining, out.what)
-        arg.go_print(sub)
-        text = sub.getvalue()
-    else:
-        text = arg.go_string()
-    _fmt_string(out, text, verb, spec)
+    if verb in "vs" and spec.wid is None and spec.prec is None:
+        arg.go_print(out)
+        return True
+    sub = Sink(out.budget, out.remaining, out.what)
+    arg.go_print(sub)
+    _fmt_string(out, sub.getvalue(), verb, spec)
     return True
 
 

@@ -36,9 +36,6 @@ class JSONError(TemplateError):
 class JSONFields(list[tuple[str, Any]]):
     """A JSON object with its keys in this order: how a Go struct encodes."""
 
-    def __init__(self, pairs: Iterable[tuple[str, Any]] = ()) -> None:
-        super().__init__(pairs)
-
 
 _JSON_ESCAPE_RE = re.compile('[\x00-\x1f"\\\\<>&\u2028\u2029\ud800-\udfff]')
 _JSON_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b"}
@@ -97,8 +94,6 @@ def write_json(out: Sink, value: Any) -> None:
             out.write('"')
     elif hasattr(type(value), "go_json_value"):
         write_json(out, value.go_json_value())
-    elif hasattr(type(value), "go_json"):
-        out.write(value.go_json())
     elif isinstance(value, JSONFields):
         _write_object(out, value)
     elif isinstance(value, bytes):
