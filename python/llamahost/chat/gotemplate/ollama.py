@@ -171,11 +171,6 @@ def collate(msgs: Sequence[Message]) -> tuple[str, list[Message]]:
     return "\n\n".join(systems), collated
 
 
-def conversation(messages: Iterable[Any], system: str | None) -> tuple[str, list[Message]]:
-    """``with_default_system`` then ``collate``."""
-    return collate(with_default_system(messages, system))
-
-
 def tool_list(tools: Iterable[Any] | None) -> ToolList:
     return ToolList((_tool_from(t, i) for i, t in enumerate(tools or ())), is_nil=tools is None)
 
@@ -206,7 +201,10 @@ def ollama_template_data(
     one-turn legacy template. ``GoTemplate.render_ollama`` runs Ollama's whole procedure.
     """
     msgs = list(messages)
-    system_text, collated = conversation(msgs, system) if msgs else (system or "", [])
+    if msgs:
+        system_text, collated = collate(with_default_system(msgs, system))
+    else:
+        system_text, collated = system or "", []
     return {
         "System": system_text,
         "Prompt": prompt or "",
@@ -285,15 +283,16 @@ def cut_after_response(nodes: list[Any]) -> list[Any]:
 
 
 def execute_plan(
-    root: list[Any], identifiers: frozenset[str], values: Values
+    root: list[Any], cut_root: list[Any], identifiers: frozenset[str], values: Values
 ) -> list[tuple[list[Any], Any]]:
     """The (tree, data) runs of Ollama's ``Template.Execute`` for ``values``.
 
-    ``root`` is the parsed tree with ``with_response`` applied. With a prompt and a suffix the
-    template runs once on ``Prompt``/``Suffix`` (fill-in-the-middle; no ``.System``); a
-    template that mentions ``.Messages`` runs once on the collated messages and the tools;
-    any other (legacy) template runs once per exchange on ``System``/``Prompt``/``Response``,
-    the last run cut after its ``.Response``.
+    ``root`` is the parsed tree with ``with_response`` applied, ``cut_root`` the same tree
+    through ``cut_after_response``. With a prompt and a suffix the template runs once on
+    ``Prompt``/``Suffix`` (fill-in-the-middle; no ``.System``); a template that mentions
+    ``.Messages`` runs once on the collated messages and the tools; any other (legacy)
+    template runs once per exchange on ``System``/``Prompt``/``Response``, the last run on
+    ``cut_root``.
     """
     system_text, collated = collate(values.messages)
     common = think_values(values.think)
@@ -320,5 +319,5 @@ def execute_plan(
         key = {"system": "System", "user": "Prompt", "assistant": "Response"}.get(msg.Role)
         if key:
             turn[key] = msg.Content
-    runs.append((cut_after_response(root), turn | common))
+    runs.append((cut_root, turn | common))
     return runs

@@ -20,6 +20,7 @@ from llamahost.chat.gotemplate.limits import (
 from llamahost.chat.gotemplate.nodes import node_str
 from llamahost.chat.gotemplate.ollama import (
     Values,
+    cut_after_response,
     execute_plan,
     message_from,
     tool_list,
@@ -85,6 +86,7 @@ class GoTemplate:
         self.identifiers: frozenset[str] = frozenset(n.lower() for n in names)
         """Lower-cased field and variable names, like Ollama's ``Template.Vars``."""
         self._ollama_root = with_response(self._root, self.identifiers, len(source))
+        self._ollama_cut_root = cut_after_response(self._ollama_root)  # legacy templates' last run
 
     @property
     def supports_insert(self) -> bool:
@@ -125,7 +127,7 @@ class GoTemplate:
         values = Values(
             messages=with_default_system(messages, system), tools=tool_list(tools), think=think
         )
-        return self._execute(execute_plan(self._ollama_root, self.identifiers, values))
+        return self._execute(self._plan(values))
 
     def render_ollama_generate(
         self,
@@ -160,7 +162,10 @@ class GoTemplate:
             msgs.extend(message_from(m, i) for i, m in enumerate(history))
             msgs.append(Message(Role="user", Content=prompt))
             values = Values(messages=msgs, tools=tool_list(()), think=think)
-        return self._execute(execute_plan(self._ollama_root, self.identifiers, values))
+        return self._execute(self._plan(values))
+
+    def _plan(self, values: Values) -> list[tuple[list[Any], Any]]:
+        return execute_plan(self._ollama_root, self._ollama_cut_root, self.identifiers, values)
 
     def _execute(self, runs: list[tuple[list[Any], Any]]) -> str:
         budget = Budget(
