@@ -25,13 +25,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from llamahost.errors import TemplateError
 
+if TYPE_CHECKING:
+    from llamahost.chat.gotemplate import GoTemplate
+
 TemplateLanguage = Literal["jinja", "go"]
 
-# The same rules as llamahost.engine.chat_prompt (which needs llama.cpp, so is not imported).
+# llamahost.engine.chat_prompt decides a template's language and thinking by these rules too.
 _GO_ACTION = re.compile(r"\{\{-?\s*(?:\.|\$|(?:range|if|with|template|block)\s+[.$(])")
 _GO_THINK_FIELD = re.compile(r"\.(?:Think|IsThinkSet|Thinking)\b")
 _JINJA_THINK_WORDS = ("<think>", "enable_thinking", "reasoning_content", "thinking")
@@ -85,14 +88,14 @@ def template_supports_thinking(source: str | None, language: TemplateLanguage) -
     return any(word in source for word in _JINJA_THINK_WORDS)
 
 
-def _go_identifiers(source: str) -> frozenset[str]:
-    """Lower-cased field names a Go template uses (empty if it does not parse)."""
+def _go_template(source: str) -> GoTemplate | None:
+    """The parsed Go template (None if it does not parse)."""
     from llamahost.chat.gotemplate import GoTemplate
 
     try:
-        return GoTemplate(source).identifiers
+        return GoTemplate(source)
     except TemplateError:
-        return frozenset()
+        return None
 
 
 def _is_token_id(value: object) -> bool:
@@ -128,13 +131,13 @@ def model_capabilities(
     capabilities = ["embedding" if is_embedding_model(metadata) else "completion"]
     source = template or ""
     language = template_language(source) if source else "jinja"
-    identifiers = _go_identifiers(source) if language == "go" else frozenset()
+    go = _go_template(source) if language == "go" else None
     if has_projector:
         capabilities.append("vision")
-    if (language == "go" and "tools" in identifiers) or (language == "jinja" and "tools" in source):
+    if (go is not None and go.supports_tools) or (language == "jinja" and "tools" in source):
         capabilities.append("tools")
     token_list = list(tokens) if tokens is not None else None
-    if "suffix" in identifiers or has_fim_tokens(metadata, token_list):
+    if (go is not None and go.supports_insert) or has_fim_tokens(metadata, token_list):
         capabilities.append("insert")
     if template_supports_thinking(source, language):
         capabilities.append("thinking")
