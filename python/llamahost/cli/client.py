@@ -258,7 +258,6 @@ class Client:
         *,
         system: str | None = None,
         options: Mapping[str, Any] | None = None,
-        verbose: bool = False,
     ) -> dict[str, Any]:
         """``POST /api/show``; ``system``/``options`` show the model as a session changed it."""
         body: dict[str, Any] = {"model": model}
@@ -266,8 +265,6 @@ class Client:
             body["system"] = system
         if options:
             body["options"] = dict(options)
-        if verbose:
-            body["verbose"] = True
         data = self.request("POST", "/api/show", body)
         return data if isinstance(data, dict) else {}
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from llamahost.cli.answer import ChunkSource, ModelChat, ServerChat
 from llamahost.cli.client import Client, ServerError
 from llamahost.cli.names import model_name_arg, pull_model, pull_through
-from llamahost.cli.show import ShowData, modelfile_text, server_show_data, show_data
+from llamahost.cli.show import ShowData, modelfile_text, show_data, show_data_of
 from llamahost.cli.store_check import store_problem
 from llamahost.errors import ModelNotFoundError, OptionError, RegistryError
 from llamahost.store.model_store import ModelStore
@@ -212,7 +212,7 @@ class ServerSession:
 
     @cached_property
     def data(self) -> ShowData:
-        return server_show_data(self.client, self.text, self._response)
+        return show_data_of(self._response)
 
     def chat(
         self,

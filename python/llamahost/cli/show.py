@@ -1,7 +1,7 @@
 """What ``llamahost show`` (and the REPL's ``/show``) prints about a stored model.
 
     show_data(resolved)            what show prints, from the store (in this process)
-    server_show_data(client, m)    the same, from a server's ``/api/show``
+    show_data_of(response)         the same, from a server's ``/api/show`` answer
     show_info(data)                the "Model / Parameters / System / License" block
     modelfile_text(resolved)       a Modelfile that recreates the model (``--modelfile``)
     parameters_text(params)        ``name  value`` lines, as ``ollama show --parameters``
@@ -19,18 +19,14 @@ model as its session has changed it.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from llamahost.cli.tables import render_sections
 from llamahost.gguf import human_parameter_count, parameter_count, quantization, read_gguf
 from llamahost.modelfile.parser import Modelfile
 from llamahost.store.model_store import ResolvedModel
-
-if TYPE_CHECKING:
-    from llamahost.cli.client import Client
 
 PARAMETER_NAME_WIDTH = 30  # Ollama pads parameter names to 30 columns
 
@@ -103,26 +99,13 @@ def show_data(resolved: ResolvedModel) -> ShowData:
     )
 
 
-def server_show_data(
-    client: Client, model: str, response: Mapping[str, Any] | None = None
-) -> ShowData:
-    """The show data of a model on a server (``POST /api/show``; `response` if it was
-    asked already)."""
-    response = client.show(model) if response is None else response
-    info = response.get("model_info") or {}
-    if "general.size_label" in info and "general.parameter_count" not in info:
-        # The label ("135M") is not the count ("134.52M"): count the tensors' elements.
-        tensors = client.show(model, verbose=True).get("tensors") or []
-        response = {**response, "parameter_count": sum(math.prod(t["shape"]) for t in tensors)}
-    return show_data_of(response)
-
-
 def show_data_of(response: Mapping[str, Any]) -> ShowData:
-    """The show data in an ``/api/show`` answer (``parameter_count`` may be added to it)."""
+    """The show data in a server's ``/api/show`` answer (its ``model_info`` has
+    ``general.parameter_count``, counted as :func:`model_facts` counts it)."""
     info = response.get("model_info") or {}
     details = response.get("details") or {}
     architecture = str(info.get("general.architecture") or details.get("family") or "")
-    count = info.get("general.parameter_count") or response.get("parameter_count")
+    count = info.get("general.parameter_count")
     facts = ModelFacts(
         architecture=architecture,
         parameters=human_parameter_count(count)

@@ -131,11 +131,12 @@ def _store_show_text(store: ModelStore, name: ModelName, what: str) -> str:
 
 
 def _server_show_text(client: Client, model: str, what: str) -> str:
-    from llamahost.cli.show import server_show_data, show_info
+    from llamahost.cli.show import show_data_of, show_info
 
+    response = client.show(model)
     if what == "info":
-        return show_info(server_show_data(client, model))
-    text = client.show(model).get(what) or ""
+        return show_info(show_data_of(response))
+    text = response.get(what) or ""
     return text if isinstance(text, str) else str(text)
 
 

@@ -192,7 +192,7 @@ def _model_info(metadata: Mapping[str, Any], omitted: Mapping[str, Any]) -> dict
 def _show(store: ModelStore, text: str, name: ModelName, request: ShowRequest) -> dict[str, Any]:
     from llamahost.chat.capabilities import model_capabilities
     from llamahost.cli.show import modelfile_text, parameters_text
-    from llamahost.gguf_header import read_gguf
+    from llamahost.gguf import parameter_count, read_gguf
 
     try:
         resolved = store.resolve(name)
@@ -200,6 +200,7 @@ def _show(store: ModelStore, text: str, name: ModelName, request: ShowRequest) -
         raise APIError(404, f"model '{text}' not found") from None
     limit = -1 if request.verbose else SHOW_ARRAY_LIMIT
     header = read_gguf(resolved.model_paths[0], max_array_length=limit)
+    shards = [header] + [read_gguf(p, max_array_length=0) for p in resolved.model_paths[1:]]
     metadata = header.metadata
     gguf_template = metadata.get("tokenizer.chat_template")
     template = resolved.template if resolved.template is not None else gguf_template
@@ -226,7 +227,11 @@ def _show(store: ModelStore, text: str, name: ModelName, request: ShowRequest) -
         "system": (system or resolved.system) or None,
         "details": _details(resolved.details.to_dict()).to_wire(),
         "messages": _messages(resolved) or None,
-        "model_info": _model_info(metadata, header.omitted_arrays),
+        # As Ollama's: the parameter count is there even when the GGUF does not declare it.
+        "model_info": _model_info(
+            {**metadata, "general.parameter_count": parameter_count(shards)},
+            header.omitted_arrays,
+        ),
         "capabilities": capabilities,
         "modified_at": _time(resolved.modified_at),
         "requires": resolved.config.get("requires") or None,
@@ -235,15 +240,12 @@ def _show(store: ModelStore, text: str, name: ModelName, request: ShowRequest) -
         projector = read_gguf(resolved.projector_paths[0], max_array_length=limit)
         response["projector_info"] = _model_info(projector.metadata, projector.omitted_arrays)
     if request.verbose:
-        response["tensors"] = _tensors(resolved, header)
+        response["tensors"] = _tensors(shards)
     return {key: value for key, value in response.items() if value is not None}
 
 
-def _tensors(resolved: ResolvedModel, first: GGUFInfo) -> list[dict[str, Any]]:
+def _tensors(headers: list[GGUFInfo]) -> list[dict[str, Any]]:
     """Name, type and shape of every tensor, over all shards."""
-    from llamahost.gguf_header import read_gguf
-
-    headers = [first] + [read_gguf(p, max_array_length=0) for p in resolved.model_paths[1:]]
     return [
         {"name": t.name, "type": t.type, "shape": list(t.shape)}
         for header in headers
