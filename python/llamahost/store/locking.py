@@ -371,8 +371,11 @@ def tree_size(path: Path) -> int:
     return total
 
 
-def remove_abandoned_scratch(root: str | os.PathLike[str]) -> list[tuple[Path, int]]:
-    """Delete scratch folders whose owner is gone; (path, bytes freed) of each.
+def remove_abandoned_scratch(
+    root: str | os.PathLike[str], prefix: str = SCRATCH_PREFIX
+) -> list[tuple[Path, int]]:
+    """Delete the scratch folders ``<root>/<prefix>*`` whose owner is gone; (path, bytes
+    freed) of each.
 
     Call with the store lock held exclusively, so no scratch folder is being created.
     """
@@ -383,7 +386,7 @@ def remove_abandoned_scratch(root: str | os.PathLike[str]) -> list[tuple[Path, i
         return []
     for name in names:
         path = Path(root) / name
-        if not name.startswith(SCRATCH_PREFIX) or not path.is_dir() or path.is_symlink():
+        if not name.startswith(prefix) or not path.is_dir() or path.is_symlink():
             continue
         with claim_if_abandoned(path) as abandoned:
             if not abandoned:
