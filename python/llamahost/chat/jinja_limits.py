@@ -60,6 +60,7 @@ __all__ = [
     "LINE_BREAKS",
     "MAX_INTEGER_BITS",
     "PPRINT",
+    "SHORT_STRING",
     "TEXT",
     "WEIGHT",
     "WHITESPACE",
@@ -96,7 +97,7 @@ MAX_INTEGER_BITS: Final = 1 << 16
 _HELD_MIN_BYTES: Final = 64
 
 #: Strings shorter than this are never large enough for the ledger (4 bytes a character).
-_SHORT_STRING: Final = LEDGER_MIN_BYTES // 4
+SHORT_STRING: Final = LEDGER_MIN_BYTES // 4
 
 #: The ledger first looks for dead values once it holds this many bytes.
 _FIRST_PURGE_BYTES: Final = 4 << 20
@@ -222,7 +223,7 @@ class RenderState:
         template can only keep them by :meth:`hold`.
         """
         if isinstance(value, str):
-            if len(value) < _SHORT_STRING:
+            if len(value) < SHORT_STRING:
                 return
             size = sys.getsizeof(value)
         elif isinstance(value, (list, tuple, dict, bytes)):
@@ -277,7 +278,7 @@ class RenderState:
 
     def remember_new(self, result: object, *inputs: object) -> None:
         """Record ``result`` unless it is one of the values it was computed from."""
-        if type(result) is str and len(result) < _SHORT_STRING:
+        if type(result) is str and len(result) < SHORT_STRING:
             return
         for value in inputs:
             if result is value:

@@ -11,7 +11,7 @@ see that module's docstring for the limits themselves.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from types import CodeType
 from typing import Any, Final, NoReturn, TypeVar, cast
@@ -40,7 +40,7 @@ from llamahost.chat.jinja_checks import (
     test_policy,
 )
 from llamahost.chat.jinja_limits import (
-    LEDGER_MIN_BYTES,
+    SHORT_STRING,
     GuardedIterator,
     Limits,
     OutputBuffer,
@@ -66,15 +66,6 @@ _HOLD_FILTER = "llamahost_hold"
 #: memory per character it compiles. Real chat templates compile to 3 to 8 times their
 #: length (see ``jinja_template.MAX_SOURCE_CHARS``).
 MAX_COMPILED_CHARS: Final = 512 * 1024
-
-#: Output pieces are joined into one string every this many pieces.
-OUTPUT_BLOCK_PIECES = 1024
-
-#: Strings shorter than this are too small for the memory ledger (see jinja_limits).
-_SHORT_STRING = LEDGER_MIN_BYTES // 4
-
-#: Longest error detail quoted from an exception the template caused.
-_MAX_ERROR_DETAIL = 1000
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -163,44 +154,6 @@ class _GenerationTagExtension(Extension):
         """Parse the body up to ``{% endgeneration %}`` and return it unchanged."""
         next(parser.stream)
         return parser.parse_statements(("name:endgeneration",), drop_needle=True)
-
-
-def plain_copy(value: Any, ids: set[int]) -> Any:
-    """A deep copy of JSON-like data with every mapping a dict and every sequence a list;
-    the id of every object in it is added to ``ids``."""
-    copy: Any
-    if isinstance(value, Mapping):
-        copy = {key: plain_copy(item, ids) for key, item in value.items()}
-    elif isinstance(value, (list, tuple)):
-        copy = [plain_copy(item, ids) for item in value]
-    else:
-        copy = value
-    ids.add(id(copy))
-    return copy
-
-
-def _template_line(error: BaseException) -> int | None:
-    """The template line Jinja's rewritten traceback points at, if any."""
-    line = None
-    trace = error.__traceback__
-    while trace is not None:
-        if trace.tb_frame.f_code.co_filename == "<template>":
-            line = trace.tb_lineno
-        trace = trace.tb_next
-    return line
-
-
-def at_line(error: BaseException) -> str:
-    line = _template_line(error)
-    return f" at line {line}" if line is not None else ""
-
-
-def error_detail(error: BaseException) -> str:
-    """An exception's message, cut short (it may quote a huge value)."""
-    text = str(error)
-    if len(text) > _MAX_ERROR_DETAIL:
-        return f"{text[:_MAX_ERROR_DETAIL]}... ({len(text)} characters)"
-    return text
 
 
 # --------------------------------------------------------------------------- sandbox
@@ -376,7 +329,7 @@ class GuardedEnvironment(ImmutableSandboxedEnvironment):
             if len(left) + len(right) > state.max_chars:
                 state.check_chars(len(left) + len(right), "a concatenation")
             text = left + right
-            if len(text) >= _SHORT_STRING and text is not left and text is not right:
+            if len(text) >= SHORT_STRING and text is not left and text is not right:
                 state.remember(text)
             return text
         if operator == "*":

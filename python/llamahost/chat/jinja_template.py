@@ -62,12 +62,8 @@ from llamahost.chat.jinja_limits import (
 )
 from llamahost.chat.jinja_sandbox import (
     MAX_COMPILED_CHARS,
-    OUTPUT_BLOCK_PIECES,
     GuardedEnvironment,
     GuardInserter,
-    at_line,
-    error_detail,
-    plain_copy,
 )
 from llamahost.errors import (
     OptionError,
@@ -97,6 +93,12 @@ _PROBE_TEXT = "llamahost-content-probe"
 #: about 100 bytes of memory per character it compiles. Real chat templates are a few
 #: KB and compile to 3 to 8 times their length.
 MAX_SOURCE_CHARS: Final = 128 * 1024
+
+#: Output pieces are joined into one string every this many pieces.
+_OUTPUT_BLOCK_PIECES: Final = 1024
+
+#: Longest error detail quoted from an exception the template caused.
+_MAX_ERROR_DETAIL: Final = 1000
 
 # --------------------------------------------------------------------------- public
 
@@ -216,9 +218,9 @@ class ChatTemplate:
         for index, message in enumerate(variables["messages"]):
             content = message.get("content")
             if kind == "string" and isinstance(content, list):
-                message["content"] = plain_copy(_join_text_parts(index, content), inputs)
+                message["content"] = _plain_copy(_join_text_parts(index, content), inputs)
             elif kind == "parts" and isinstance(content, str):
-                message["content"] = plain_copy([{"type": "text", "text": content}], inputs)
+                message["content"] = _plain_copy([{"type": "text", "text": content}], inputs)
         return self._render_variables(variables, inputs)
 
     def _variables(
@@ -243,8 +245,8 @@ class ChatTemplate:
                 )
         inputs: set[int] = set()
         variables: dict[str, Any] = {
-            "messages": plain_copy(messages, inputs),
-            "tools": None if tools is None else plain_copy(tools, inputs),
+            "messages": _plain_copy(messages, inputs),
+            "tools": None if tools is None else _plain_copy(tools, inputs),
             "add_generation_prompt": bool(add_generation_prompt),
             "bos_token": self.bos_token,
             "eos_token": self.eos_token,
@@ -255,7 +257,7 @@ class ChatTemplate:
                     f"`extra_context` may not set {name!r}: it is a standard template name",
                     "extra_context",
                 )
-            variables[name] = plain_copy(value, inputs)
+            variables[name] = _plain_copy(value, inputs)
         return variables, inputs
 
     def _content_support(self) -> str:
@@ -294,16 +296,16 @@ class ChatTemplate:
                 raise
             except jinja2.exceptions.SecurityError as error:
                 raise TemplateSecurityError(
-                    f"chat template broke a sandbox rule{at_line(error)}: {error_detail(error)}"
+                    f"chat template broke a sandbox rule{_at_line(error)}: {_error_detail(error)}"
                 ) from error
             except RecursionError as error:
                 raise TemplateError(
-                    f"chat template recursed too deeply{at_line(error)}: {error}"
+                    f"chat template recursed too deeply{_at_line(error)}: {error}"
                 ) from error
             except Exception as error:
                 raise TemplateError(
-                    f"chat template failed{at_line(error)}: "
-                    f"{type(error).__name__}: {error_detail(error)}"
+                    f"chat template failed{_at_line(error)}: "
+                    f"{type(error).__name__}: {_error_detail(error)}"
                 ) from error
             finally:
                 if isinstance(chunks, Generator):
@@ -323,7 +325,7 @@ class ChatTemplate:
             state.check_time()
             if chunk:
                 pieces.append(chunk)
-                if len(pieces) >= OUTPUT_BLOCK_PIECES:
+                if len(pieces) >= _OUTPUT_BLOCK_PIECES:
                     blocks.append("".join(pieces))
                     pieces.clear()
                     state.remember(blocks[-1])
@@ -346,3 +348,41 @@ def _join_text_parts(index: int, parts: list[Any]) -> str:
             raise OptionError(f"{where}['text'] must be a string, got {text!r}", "messages")
         texts.append(text)
     return "\n".join(texts)
+
+
+def _plain_copy(value: Any, ids: set[int]) -> Any:
+    """A deep copy of JSON-like data with every mapping a dict and every sequence a list;
+    the id of every object in it is added to ``ids``."""
+    copy: Any
+    if isinstance(value, Mapping):
+        copy = {key: _plain_copy(item, ids) for key, item in value.items()}
+    elif isinstance(value, (list, tuple)):
+        copy = [_plain_copy(item, ids) for item in value]
+    else:
+        copy = value
+    ids.add(id(copy))
+    return copy
+
+
+def _template_line(error: BaseException) -> int | None:
+    """The template line Jinja's rewritten traceback points at, if any."""
+    line = None
+    trace = error.__traceback__
+    while trace is not None:
+        if trace.tb_frame.f_code.co_filename == "<template>":
+            line = trace.tb_lineno
+        trace = trace.tb_next
+    return line
+
+
+def _at_line(error: BaseException) -> str:
+    line = _template_line(error)
+    return f" at line {line}" if line is not None else ""
+
+
+def _error_detail(error: BaseException) -> str:
+    """An exception's message, cut short (it may quote a huge value)."""
+    text = str(error)
+    if len(text) > _MAX_ERROR_DETAIL:
+        return f"{text[:_MAX_ERROR_DETAIL]}... ({len(text)} characters)"
+    return text
