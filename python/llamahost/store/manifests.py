@@ -357,12 +357,12 @@ class ManifestStore:
         path = self._existing_path(name)
         if path is None:
             raise ManifestNotFoundError(f"model {name.display_shortest()!r} not found")
-        return self._load(name, path)
+        return self._load(name, path)[1]
 
     @staticmethod
-    def _load(name: ModelName, path: Path) -> ManifestEntry:
-        """Read and parse one manifest file. Messages name the model, not the path (the
-        caller knows it), so they can be shown to a client without revealing the store."""
+    def _load(name: ModelName, path: Path) -> tuple[bytes, ManifestEntry]:
+        """One manifest file's bytes and their parse. Messages name the model, not the path
+        (the caller knows it), so they can be shown to a client without revealing the store."""
         shown = name.display_shortest()
         try:
             data, modified = read_bounded(path, MAX_MANIFEST_BYTES)
@@ -377,7 +377,7 @@ class ManifestStore:
             manifest = Manifest.from_json(data)
         except ManifestError as exc:
             raise ManifestError(f"the manifest of {shown!r} is invalid: {exc}") from exc
-        return ManifestEntry(name, manifest, path, modified, Digest.of_bytes(data))
+        return data, ManifestEntry(name, manifest, path, modified, Digest.of_bytes(data))
 
     def read_bytes(self, name: ModelName) -> bytes:
         """The exact bytes of ``name``'s manifest (checked to parse, at most
@@ -385,9 +385,7 @@ class ManifestStore:
         path = self._existing_path(name)
         if path is None:
             raise ManifestNotFoundError(f"model {name.display_shortest()!r} not found")
-        self._load(name, path)
-        data, _ = read_bounded(path, MAX_MANIFEST_BYTES)
-        return data
+        return self._load(name, path)[0]
 
     def list(self) -> ManifestListing:
         """Every readable manifest, sorted by path; unreadable ones are skipped and reported.
@@ -400,7 +398,7 @@ class ManifestStore:
         for parts, path in self._manifest_files():
             try:
                 name = ModelName(*parts)
-                entries.append(self._load(name, path))
+                entries.append(self._load(name, path)[1])
             except ManifestNotFoundError:
                 continue  # deleted while we were listing
             except (InvalidNameError, ManifestError) as exc:

@@ -279,8 +279,6 @@ class RegistryClient:
         session = RegistrySession(self, name, "push")
         blobs, manifests = BlobStore(store_root), ManifestStore(store_root)
         report(ProgressEvent("retrieving manifest"))
-        if not manifests.has(name):
-            raise ManifestNotFoundError(f"{session.label}: the model is not in the store")
         try:
             data = manifests.read_bytes(name)
         except ManifestNotFoundError as exc:
