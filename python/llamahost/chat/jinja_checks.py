@@ -59,6 +59,7 @@ __all__ = [
     "bounded_json",
     "bounded_pprint",
     "bounded_wordcount",
+    "check_arguments",
     "filter_policy",
     "method_label",
     "method_policy",
@@ -181,12 +182,13 @@ def str_format_size(state: RenderState, fmt: str, args: Args, kwargs: Mapping[st
     return total
 
 
-def _replace_size(text: str, old: str, new: str, count: object) -> int:
-    """Length of ``text.replace(old, new, count)``, over-estimated, without building it."""
-    occurrences = len(text) + 1 if old == "" else text.count(old)
+def _replace_size(text: Any, old: Any, new: Any, count: object, escape: int = 1) -> int:
+    """Length of ``text.replace(old, new, count)`` (strings or bytes), over-estimated,
+    without building it; ``escape`` is how many characters each inserted one may become."""
+    occurrences = len(text) + 1 if not old else text.count(old)
     if isinstance(count, int) and count >= 0:
         occurrences = min(occurrences, count)
-    return len(text) + occurrences * len(new)
+    return len(text) + occurrences * len(new) * escape
 
 
 # --------------------------------------------------------------------------- filter policies
@@ -449,14 +451,20 @@ def _pre_xmlattr(
         state.check_chars(5 * state.text_len(args[0], what) + 4 * count + 1, what)
 
 
-def _pre_generic(
-    state: RenderState, env: Environment, what: str, args: Args, kwargs: Kwargs
-) -> None:
-    """An unlisted filter or callable: its inputs together must be within the limit."""
+def check_arguments(state: RenderState, what: str, args: Args, kwargs: Kwargs) -> None:
+    """An unlisted filter or callable, whose result is ``what``: its inputs together must
+    be within the limit."""
+    label = f"the arguments of {what.removeprefix('the result of ')}"
     total = 0
     for value in itertools.chain(args, kwargs.values()):
         total += state.weight(value)
-        state.check_weight(total, f"the arguments of {what.removeprefix('the result of ')}")
+        state.check_weight(total, label)
+
+
+def _pre_generic(
+    state: RenderState, env: Environment, what: str, args: Args, kwargs: Kwargs
+) -> None:
+    check_arguments(state, what, args, kwargs)
 
 
 _NONE: Final = FilterPolicy(None, "none")
@@ -573,12 +581,9 @@ def _check_replace(state: RenderState, owner: Any, what: str, args: Args, kwargs
     old, new = _arg(args, kwargs, 0, "old"), _arg(args, kwargs, 1, "new")
     if type(old) is not type(new) or not isinstance(old, (str, bytes)):
         return
-    count = _arg(args, kwargs, 2, "count", -1)
-    occurrences = len(owner) + 1 if not old else owner.count(old)
-    if isinstance(count, int) and count >= 0:
-        occurrences = min(occurrences, count)
+    count = _arg(args, kwargs, 2, "count")
     escape = 5 if isinstance(owner, Markup) else 1
-    state.check_chars(len(owner) + occurrences * len(new) * escape, what)
+    state.check_chars(_replace_size(owner, old, new, count, escape), what)
 
 
 def _check_join(

@@ -32,6 +32,7 @@ from llamahost.chat.jinja_checks import (
     bounded_json,
     bounded_pprint,
     bounded_wordcount,
+    check_arguments,
     filter_policy,
     method_label,
     method_policy,
@@ -309,10 +310,7 @@ class GuardedEnvironment(ImmutableSandboxedEnvironment):
         if isinstance(obj, LoopContext) or getattr(obj, "llamahost_checked", False):
             return super().call(context, obj, *args, **kwargs)
         what = method_label(obj)
-        total = 0
-        for argument in (*args, *kwargs.values()):
-            total += state.weight(argument)
-            state.check_weight(total, f"the arguments of {what.removeprefix('the result of ')}")
+        check_arguments(state, what, args, kwargs)
         result = super().call(context, obj, *args, **kwargs)
         self._check_result(state, result, what)
         state.remember_new(result, obj, *args, *kwargs.values())
