@@ -490,10 +490,7 @@ class _LayerBuilder:
 def _check_stored(store: ModelStore, manifest: Manifest) -> None:
     """BlobError unless every blob ``manifest`` names is stored with its size."""
     for layer in (manifest.config, *manifest.layers):
-        try:
-            stored = store.blobs.size(layer.digest)
-        except FileNotFoundError:
-            stored = None
+        stored = store.blobs.stored_size(layer.digest)
         if stored != layer.size:
             raise BlobError(
                 f"blob {layer.digest} ({layer.size} bytes) is not in the store "

@@ -252,7 +252,7 @@ class BlobWriter:
         if fcntl is None:
             self._close_fd()  # Windows cannot rename an open file
         final = self._store.path(actual)
-        if self._store._stored_size(actual) == self.offset:
+        if self._store.stored_size(actual) == self.offset:
             _remove_quietly(self.path)  # already stored: keep one copy
         else:
             # Renamed while still flock'ed, so a collection never sees it unowned.
@@ -390,7 +390,7 @@ class BlobStore:
         except FileNotFoundError:
             return []
 
-    def _stored_size(self, digest: Digest) -> int | None:
+    def stored_size(self, digest: Digest) -> int | None:
         """The stored blob's size, or None if it is not stored."""
         try:
             return os.stat(self.path(digest)).st_size
@@ -428,7 +428,7 @@ class BlobStore:
         """
         _check_size(size)
         if digest is not None:
-            stored = self._stored_size(digest)
+            stored = self.stored_size(digest)
             if stored is not None and (size is None or stored == size):
                 return digest
         prefix = digest.filename if digest is not None else "import"

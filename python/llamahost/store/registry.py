@@ -214,11 +214,7 @@ class RegistryClient:
                 download_blob(session, blobs, layer, blob_progress)
             report(ProgressEvent("verifying sha256 digest"))
             for layer in layers:
-                try:
-                    stored = blobs.size(layer.digest)
-                except BlobNotFoundError:
-                    stored = None
-                if stored != layer.size:
+                if blobs.stored_size(layer.digest) != layer.size:
                     raise RegistryError(
                         f"{session.label}: blob {layer.digest} was removed from the store "
                         "during the pull; the manifest was not written"
@@ -288,10 +284,7 @@ class RegistryClient:
         manifest = Manifest.from_json(data)
         layers = _distinct_layers(manifest, session.label)
         for layer in layers:
-            try:
-                stored = blobs.size(layer.digest)
-            except BlobNotFoundError:
-                stored = None
+            stored = blobs.stored_size(layer.digest)
             if stored != layer.size:
                 found = "" if stored is None else f" (a {stored}-byte file has its name)"
                 raise BlobNotFoundError(

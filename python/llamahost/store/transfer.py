@@ -135,10 +135,7 @@ _DOWNLOAD_LOCKS = _KeyedLocks()
 
 def _is_stored(store: BlobStore, layer: Layer) -> bool:
     """Whether ``store`` holds ``layer``'s blob with the size the manifest gives."""
-    try:
-        return store.size(layer.digest) == layer.size
-    except FileNotFoundError:
-        return False
+    return store.stored_size(layer.digest) == layer.size
 
 
 class _Throttle:
