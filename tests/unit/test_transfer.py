@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import ssl
 
-from llamahost.store.transfer import is_transient
+from llamahost.store.http_client import is_transient
 
 
 def test_unresolvable_host_and_bad_certificates_are_not_retried() -> None:

@@ -27,8 +27,8 @@ import re
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator, Mapping
-from typing import BinaryIO, Protocol
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, BinaryIO
 
 from llamahost.errors import (
     BlobError,
@@ -42,11 +42,13 @@ from llamahost.store.blobs import BlobStore, BlobWriter
 from llamahost.store.http_client import (
     RETRYABLE_STATUSES,
     HttpResponse,
-    RequestBody,
     TransferStalled,
     is_transient,
 )
 from llamahost.store.manifests import Layer
+
+if TYPE_CHECKING:
+    from llamahost.store.registry_session import RegistrySession
 
 PROGRESS_STEP = 1 << 20
 """Download and upload progress is reported at most once per this many bytes."""
@@ -71,40 +73,6 @@ def with_query(url: str, **params: str) -> str:
     )
     query = f"{parts.query}&{extra}" if parts.query else extra
     return urllib.parse.urlunsplit(parts._replace(query=query))
-
-
-class BlobSession(Protocol):
-    """What the transfers need from registry.py's per-operation session."""
-
-    label: str
-    """Prefix of every error message, e.g. ``pull 127.0.0.1:5000/library/x:latest``."""
-    max_retries: int
-    timeout: float
-
-    def request(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        body: RequestBody = None,
-        retry: bool = True,
-        follow_redirects: bool = False,
-    ) -> HttpResponse:
-        """Send an authorized request (see registry._Session.request)."""
-        ...
-
-    def error(self, response: HttpResponse, what: str = "") -> RegistryError:
-        """The RegistryError subclass for an unexpected ``response``."""
-        ...
-
-    def url(self, path: str) -> str:
-        """``<base>/v2/<repository>/<path>``."""
-        ...
-
-    def pause(self, failures: int) -> None:
-        """Sleep the backoff delay that follows ``failures`` failed attempts in a row."""
-        ...
 
 
 class _KeyedLocks:
@@ -154,7 +122,7 @@ class _Throttle:
 
 
 def download_blob(
-    session: BlobSession, store: BlobStore, layer: Layer, progress: Callable[[int], None]
+    session: RegistrySession, store: BlobStore, layer: Layer, progress: Callable[[int], None]
 ) -> bool:
     """Make ``store`` hold ``layer``'s blob, downloading what is missing; True if it did.
 
@@ -193,7 +161,7 @@ def download_blob(
         return True
 
 
-def _open_partial(session: BlobSession, store: BlobStore, layer: Layer) -> BlobWriter | None:
+def _open_partial(session: RegistrySession, store: BlobStore, layer: Layer) -> BlobWriter | None:
     """Open the digest's partial file; wait while another process holds it.
 
     Returns None if that process stored the blob meanwhile. Gives up when the partial
@@ -233,7 +201,7 @@ class _Download:
 
     def __init__(
         self,
-        session: BlobSession,
+        session: RegistrySession,
         store: BlobStore,
         layer: Layer,
         writer: BlobWriter,
@@ -353,7 +321,7 @@ class _CountingReader:
 
 
 def upload_blob(
-    session: BlobSession,
+    session: RegistrySession,
     store: BlobStore,
     layer: Layer,
     *,
@@ -399,7 +367,7 @@ def upload_blob(
         session.pause(failures)
 
 
-def _start_upload(session: BlobSession, layer: Layer, mount_from: str | None) -> str | None:
+def _start_upload(session: RegistrySession, layer: Layer, mount_from: str | None) -> str | None:
     """POST an upload session (or a mount); its URL, or None if the mount succeeded."""
     url = session.url("blobs/uploads/")
     if mount_from:
@@ -420,7 +388,7 @@ def _start_upload(session: BlobSession, layer: Layer, mount_from: str | None) ->
 
 
 def _put_blob(
-    session: BlobSession,
+    session: RegistrySession,
     store: BlobStore,
     layer: Layer,
     location: str,
