@@ -1,6 +1,6 @@
 """How each operator, filter, test and built-in method of a Jinja chat template is bounded.
 
-``jinja_template`` calls these checks before the operation runs; they estimate the size
+``jinja_sandbox`` calls these checks before the operation runs; they estimate the size
 of the result from the sizes of the arguments (see ``jinja_limits`` for how sizes are
 measured) and raise :class:`~llamahost.errors.TemplateLimitError` when it would be over
 the limit. Operations whose result can be larger than their input each have their own
@@ -13,8 +13,8 @@ estimate:
   input's items (``list``, ``sort``, ``batch``, ``dictsort`` ...) count each item
   (a string's characters are its items) and lazy ones (``map``, ``select``,
   ``unique`` ...) count what they yield. ``tojson``, ``pprint`` and ``wordcount`` are
-  implemented here with their checks. Filters that only shrink or pick
-  (``length``, ``first``, ``trim`` ...) need no estimate;
+  reimplemented with their checks in ``jinja_filters``. Filters that only shrink or
+  pick (``length``, ``first``, ``trim`` ...) need no estimate;
 - methods of ``str``, ``bytes``, ``int``, ``list`` and ``dict``: likewise, by name;
 - anything else: its arguments are weighed before the call and its result after.
 """
@@ -22,9 +22,7 @@ estimate:
 from __future__ import annotations
 
 import itertools
-import json
 import math
-import pprint
 import re
 import string
 from collections.abc import Callable, Iterable, Mapping
@@ -38,16 +36,13 @@ from markupsafe import Markup
 from llamahost.chat.jinja_limits import (
     ITEM_WEIGHT,
     LINE_BREAKS,
-    PPRINT,
     WHITESPACE,
     RenderState,
     case_size,
     count_any,
     escaped_size,
     item_count,
-    json_style,
     materialize,
-    measure,
     pieces_bound,
     repr_size,
     text_size,
@@ -56,9 +51,6 @@ from llamahost.errors import TemplateLimitError
 
 __all__ = [
     "FilterPolicy",
-    "bounded_json",
-    "bounded_pprint",
-    "bounded_wordcount",
     "check_arguments",
     "filter_policy",
     "method_label",
@@ -75,12 +67,6 @@ Kwargs = dict[str, Any]
 #: How many ``|sum`` list copies (items copied, in total) count as one character of work.
 _SUM_COPIES_PER_CHAR: Final = 16
 
-#: JSON texts estimated longer than this are encoded piece by piece (checking the time).
-_STREAM_JSON_FROM: Final = 1 << 16
-
-#: Every this many words ``wordcount`` checks the deadline.
-_WORDS_PER_TICK: Final = 1024
-
 #: Characters ``textwrap`` breaks chunks at (its whitespace, and hyphens).
 _WRAP_BREAKS: Final = "\t\n\x0b\x0c\r -"
 #: Characters the ``title`` filter starts a new word after.
@@ -89,7 +75,6 @@ _TITLE_BREAKS: Final = WHITESPACE + "-({[<"
 _PRINTF_FIELD: Final = re.compile(
     r"%(?:%|(?:\(([^)]*)\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?[hlL]?([a-zA-Z%]?))"
 )
-_WORD: Final = re.compile(r"\w+")
 
 _MISSING: Final = object()
 
@@ -472,7 +457,7 @@ _GENERIC: Final = FilterPolicy(_pre_generic, "check")
 
 _FILTER_POLICIES: Final[dict[str, FilterPolicy]] = {
     # Filters that return a number, a bool, part of their input, or one of their arguments;
-    # and those implemented here with their own checks (pprint, tojson, wordcount).
+    # and those jinja_filters implements with their own checks (pprint, tojson, wordcount).
     **dict.fromkeys(
         _names(
             "abs attr count d default filesizeformat first float last length random truncate "
@@ -761,97 +746,3 @@ def method_label(function: object) -> str:
     if owner is None or isinstance(owner, type) or owner.__class__.__module__ != "builtins":
         return f"the result of {name}()"
     return _method_what(owner, name)
-
-
-# --------------------------------------------------------------------------- bounded filters
-
-
-def bounded_json(
-    state: RenderState,
-    value: Any,
-    ensure_ascii: bool = False,
-    indent: int | str | None = None,
-    separators: tuple[str, str] | None = None,
-    sort_keys: bool = False,
-) -> str:
-    """``tojson`` as ``transformers`` defines it (plain ``json.dumps``, no HTML escaping),
-    with the JSON text's size checked before it is built."""
-    what = "|tojson's result"
-    style, indent_len = json_style(ensure_ascii, indent, separators)
-    if indent_len is not None:
-        state.check_chars(indent_len, "a JSON indent")
-    size = measure(value, state, style)
-    state.check_chars(size, what)
-    encoder = json.JSONEncoder(
-        ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys
-    )
-    if indent is None or size < _STREAM_JSON_FROM:
-        text = encoder.encode(value)
-    else:
-        # With an indent the encoder runs in Python: check the time as it goes.
-        pieces: list[str] = []
-        length = 0
-        for piece in encoder.iterencode(value):
-            length += len(piece)
-            state.check_chars(length, what)
-            state.check_time()
-            pieces.append(piece)
-        text = "".join(pieces)
-    state.remember(text)
-    return text
-
-
-class _LimitedStream:
-    """A text stream for ``pprint`` that refuses to grow past the size limit."""
-
-    def __init__(self, state: RenderState) -> None:
-        self._state = state
-        self._pieces: list[str] = []
-        self._length = 0
-
-    def write(self, text: str) -> int:
-        self._length += len(text)
-        self._state.check_chars(self._length, "|pprint's result")
-        self._state.check_time()
-        self._pieces.append(text)
-        return len(text)
-
-    def getvalue(self) -> str:
-        return "".join(self._pieces)
-
-
-class _DeadlinePrinter(pprint.PrettyPrinter):
-    """``pprint.PrettyPrinter`` that checks the deadline for every object it formats."""
-
-    def __init__(self, state: RenderState, stream: _LimitedStream) -> None:
-        super().__init__(stream=stream)  # type: ignore[arg-type]
-        self._state = state
-
-    def format(
-        self, object: object, context: dict[int, int], maxlevels: int, level: int
-    ) -> tuple[str, bool, bool]:
-        """Check the deadline, then format as ``pprint`` does."""
-        self._state.check_time()
-        return super().format(object, context, maxlevels, level)
-
-
-def bounded_pprint(state: RenderState, value: Any) -> str:
-    """``pprint`` (``pprint.pformat``) with its input and output sizes checked."""
-    what = "|pprint's result"
-    state.check_chars(text_size(value, state), what)
-    state.check_weight(measure(value, state, PPRINT), what)
-    stream = _LimitedStream(state)
-    _DeadlinePrinter(state, stream).pprint(value)
-    text = stream.getvalue()[:-1]  # pprint() ends with a newline; pformat() does not
-    state.remember(text)
-    return text
-
-
-def bounded_wordcount(state: RenderState, value: object) -> int:
-    """``wordcount``: the words of ``str(value)``, counted without a list of them."""
-    text = state.to_text(value, "|wordcount's input")
-    count = 0
-    for count, _match in enumerate(_WORD.finditer(text), start=1):
-        if not count % _WORDS_PER_TICK:
-            state.check_time()
-    return count

@@ -29,9 +29,6 @@ from markupsafe import Markup
 
 from llamahost.chat.jinja_checks import (
     FilterPolicy,
-    bounded_json,
-    bounded_pprint,
-    bounded_wordcount,
     check_arguments,
     filter_policy,
     method_label,
@@ -40,6 +37,7 @@ from llamahost.chat.jinja_checks import (
     str_format_size,
     test_policy,
 )
+from llamahost.chat.jinja_filters import bounded_json, bounded_pprint, bounded_wordcount
 from llamahost.chat.jinja_limits import (
     SHORT_STRING,
     GuardedIterator,
