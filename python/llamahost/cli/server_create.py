@@ -27,7 +27,6 @@ the uploaded files, repeats of what was already shown, are left out.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import sys
 from dataclasses import dataclass, field
@@ -38,12 +37,13 @@ from llamahost.cli.client import Client, Progress, ProgressCallback
 from llamahost.cli.progress import ProgressPrinter
 from llamahost.errors import LlamahostError, ModelfileError
 
-# The Modelfile checks of an in-process create, reused so that both ways fail alike.
+# The Modelfile checks (and file hashing) of an in-process create, reused so both ways agree.
 from llamahost.modelfile.create import (
     _check_template,
     _checked_adapter,
     _commands,
     _files_base,
+    _hash_file,
     _local_path,
     _looks_like_path,
 )
@@ -51,7 +51,6 @@ from llamahost.modelfile.parser import Modelfile
 from llamahost.store.model_store import ModelStore
 from llamahost.store.names import ModelName, is_pypi_spec
 
-HASH_CHUNK_BYTES = 1 << 20
 _ANNOUNCED_BY_CLIENT = ("parsing modelfile", "gathering model components")
 
 
@@ -94,7 +93,8 @@ class _Upload:
                 f"{kind}: two files are named {path.name!r}; through a server, files are "
                 "sent by name: rename one"
             )
-        named[path.name] = _File(*_hash(path), path)
+        digest, size = _hash_file(path)
+        named[path.name] = _File(str(digest), size, path)
 
     def request_fields(self) -> dict[str, dict[str, str]]:
         fields = {"files": self.files, "adapters": self.adapters}
@@ -180,16 +180,6 @@ def _settings(modelfile: Modelfile) -> dict[str, Any]:
     if modelfile.requires:
         request["requires"] = modelfile.requires
     return request
-
-
-def _hash(path: Path) -> tuple[str, int]:
-    hasher = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as stream:
-        while chunk := stream.read(HASH_CHUNK_BYTES):
-            hasher.update(chunk)
-            size += len(chunk)
-    return f"sha256:{hasher.hexdigest()}", size
 
 
 def _send_blob(client: Client, file: _File, progress: ProgressCallback) -> None:
