@@ -519,11 +519,11 @@ def _layout(value: object, style: Style, depth: int) -> tuple[int, Iterator[Any]
         overhead = 2 + 2 * count
         if isinstance(value, dict):
             return overhead + 2 * count, itertools.chain.from_iterable(value.items())
-        if type(value) not in (list, tuple, dict):
-            overhead += len(type(value).__name__) + 3
-            fields = getattr(type(value), "_fields", None)
-            if isinstance(fields, tuple):
-                overhead += sum(len(str(field)) + 1 for field in fields)
+        # A subclass, set or view prints its type name (a named tuple its field names too).
+        overhead += len(cls.__name__) + 3
+        fields = getattr(cls, "_fields", None)
+        if isinstance(fields, tuple):
+            overhead += sum(len(str(field)) + 1 for field in fields)
         return overhead, iter(value)
     if isinstance(value, Namespace):
         attrs = object.__getattribute__(value, "_Namespace__attrs")
@@ -649,7 +649,7 @@ def text_size(value: object, state: RenderState) -> int:
     """Characters of ``str(value)``: exact for strings, an upper bound otherwise."""
     if isinstance(value, str):
         return len(value)
-    if isinstance(value, int) and type(value) is int:
+    if type(value) is int:
         return _int_len(value)
     if value is None or isinstance(value, (bool, int, float)):
         return _leaf_size(value, TEXT, state)
