@@ -235,10 +235,6 @@ class Client:
 
     # ---- the API ------------------------------------------------------------------------
 
-    def version(self) -> str:
-        data = self.request("GET", "/api/version")
-        return str(data.get("version", "")) if isinstance(data, dict) else ""
-
     def _models(self, path: str) -> list[dict[str, Any]]:
         data = self.request("GET", path)
         models = data.get("models") if isinstance(data, dict) else None
