@@ -21,6 +21,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+from llamahost.cli import INTERRUPTED_EXIT_CODE
 from llamahost.cli.answer import stream_answer
 from llamahost.cli.client import server_client
 from llamahost.cli.display import AnswerWriter, stats_text
@@ -28,8 +29,6 @@ from llamahost.cli.sessions import open_session
 from llamahost.engine.structured import Format
 from llamahost.errors import OptionError
 from llamahost.store.model_store import ModelStore
-
-INTERRUPTED_EXIT_CODE = 130
 
 
 def parse_format(text: str | None) -> Format:

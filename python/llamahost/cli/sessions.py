@@ -17,7 +17,6 @@ REPL and a one-shot answer use either through this interface, so they behave ali
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from llamahost.cli.answer import ChunkSource, ModelChat, ServerChat
 from llamahost.cli.client import Client, ServerError
 from llamahost.cli.names import model_name_arg, pull_model, pull_through
+from llamahost.cli.output import warn
 from llamahost.cli.show import ShowData, modelfile_text, show_data, show_data_of
 from llamahost.cli.store_check import store_problem
 from llamahost.errors import ModelNotFoundError, OptionError, RegistryError
@@ -315,8 +315,8 @@ def open_session(
     if client is not None:
         return ServerSession(client, text, insecure=insecure, keep_alive=keep_alive, load=load)
     if keep_alive is not None:
-        sys.stderr.write(
-            "Warning: --keepalive applies only through a server (llamahost serve); "
-            "this model is unloaded when the command ends\n"
+        warn(
+            "--keepalive applies only through a server (llamahost serve); "
+            "this model is unloaded when the command ends"
         )
     return LocalSession(store, text, insecure=insecure)
