@@ -31,9 +31,8 @@ from llamahost.cli.names import model_name_arg, pull_model, pull_through
 from llamahost.cli.output import fail, warn
 from llamahost.cli.parser import SHOW_FLAGS
 from llamahost.cli.progress import ProgressPrinter
-from llamahost.cli.store_check import store_problem
 from llamahost.cli.tables import human_bytes, human_time, render_table
-from llamahost.errors import ModelfileError, ModelNotFoundError, OptionError
+from llamahost.errors import ModelfileError, ModelNotFoundError
 from llamahost.store.manifests import ManifestProblem
 from llamahost.store.model_store import ModelStore
 from llamahost.store.names import ModelName
@@ -246,9 +245,7 @@ def create_command(args: argparse.Namespace, store: ModelStore) -> int:
         if not shares_store(client, store):
             create_through(client, name, modelfile, base_dir=path.parent)
             return 0
-    problem = store_problem(store, writable=True)
-    if problem is not None:
-        raise OptionError(problem, "LLAMAHOST_MODELS")
+    # The store is usable here: main() checked it, or shares_store() just wrote a blob in it.
     from llamahost.modelfile.create import create_model
 
     with ProgressPrinter(sys.stderr) as printer:
