@@ -159,12 +159,10 @@ class ModelStore:
         With ``writable`` the folder (and ``blobs/``, ``manifests/``) is created if missing
         and a file is written and removed in it; else it only has to be a folder, or absent.
         """
-        if not writable:
-            if self.root.exists() and not self.root.is_dir():
-                return "it is not a folder"
-            return None
         if self.root.exists() and not self.root.is_dir():
             return "it is not a folder"
+        if not writable:
+            return None
         try:
             for folder in (self.blobs.blobs_dir, self.manifests.manifests_dir):
                 folder.mkdir(parents=True, exist_ok=True)
