@@ -19,12 +19,18 @@ model as its session has changed it.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from llamahost.cli.tables import render_sections
-from llamahost.gguf import human_parameter_count, parameter_count, quantization, read_gguf
+from llamahost.gguf import (
+    GGUFInfo,
+    human_parameter_count,
+    parameter_count,
+    quantization,
+    read_gguf,
+)
 from llamahost.modelfile.parser import Modelfile
 from llamahost.store.model_store import ResolvedModel
 
@@ -52,9 +58,9 @@ class ModelFacts:
         return [row for row in rows if row[1]]
 
 
-def model_facts(resolved: ResolvedModel) -> ModelFacts:
-    """Architecture, parameter count, context/embedding length and quantization."""
-    headers = [read_gguf(path, max_array_length=0) for path in resolved.model_paths]
+def model_facts(resolved: ResolvedModel, headers: Sequence[GGUFInfo]) -> ModelFacts:
+    """Architecture, parameter count, context/embedding length and quantization, from the
+    config and the GGUF headers of the model's files (shards in order)."""
     first = headers[0]
     details = resolved.details
     count = parameter_count(headers)
@@ -86,16 +92,14 @@ class ShowData:
 
 def show_data(resolved: ResolvedModel) -> ShowData:
     """The show data of a stored model."""
+    headers = [read_gguf(path, max_array_length=0) for path in resolved.model_paths]
     return ShowData(
-        facts=model_facts(resolved),
+        facts=model_facts(resolved, headers),
         parameters=parameter_texts(resolved.parameters),
         system=resolved.system or "",
         license="\n".join(resolved.licenses),
-        template=template_text(resolved),
-        messages=[
-            {"role": str(m.get("role", "")), "content": str(m.get("content", ""))}
-            for m in resolved.messages
-        ],
+        template=template_text(resolved, headers[0]),
+        messages=_messages(resolved.messages),
     )
 
 
@@ -121,10 +125,7 @@ def show_data_of(response: Mapping[str, Any]) -> ShowData:
         system=str(response.get("system") or ""),
         license=str(response.get("license") or ""),
         template=str(response.get("template") or ""),
-        messages=[
-            {"role": str(m.get("role", "")), "content": str(m.get("content", ""))}
-            for m in response.get("messages") or []
-        ],
+        messages=_messages(response.get("messages") or []),
     )
 
 
@@ -212,13 +213,21 @@ def parse_parameters_text(text: str) -> ParameterTexts:
     return texts
 
 
-def template_text(resolved: ResolvedModel) -> str:
-    """The model's TEMPLATE layer, else the chat template in its GGUF, else ""."""
+def template_text(resolved: ResolvedModel, header: GGUFInfo | None = None) -> str:
+    """The model's TEMPLATE layer, else the chat template in its GGUF (whose `header` may
+    have been read already), else ""."""
     if resolved.template is not None:
         return resolved.template
-    header = read_gguf(resolved.model_paths[0], max_array_length=0)
+    if header is None:
+        header = read_gguf(resolved.model_paths[0], max_array_length=0)
     template = header.metadata.get("tokenizer.chat_template")
     return template if isinstance(template, str) else ""
+
+
+def _messages(messages: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
+    return [
+        {"role": str(m.get("role", "")), "content": str(m.get("content", ""))} for m in messages
+    ]
 
 
 def _text(value: object) -> str:
