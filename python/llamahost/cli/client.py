@@ -365,10 +365,6 @@ class AnswerStream:
     ) -> None:
         self.cancel()
 
-    @property
-    def cancelled(self) -> bool:
-        return self._cancelled
-
     def _trace(self, event: str, info: dict[str, Any]) -> None:
         if event != "connection.connect_tcp.complete":
             return
