@@ -13,12 +13,11 @@ from llamahost import pypi_models
 from llamahost.errors import InvalidNameError, LlamahostError
 from llamahost.pypi_models import KNOWN_MODELS, extract_member
 from llamahost.store.locking import LOCKS_AVAILABLE, ScratchDir
-from llamahost.store.names import ModelName
+from llamahost.store.names import ModelName, is_pypi_spec
 from llamahost.store.pypi_source import (
     PyPISpec,
     extract_gguf_members,
     gguf_members,
-    is_pypi_spec,
     known_model_for,
     parse_pypi_spec,
     pypi_model_name,
