@@ -323,6 +323,35 @@ def test_runner_killed_mid_stream_errors_fast_and_next_request_reloads(
     assert again.done and again.response
 
 
+def test_runner_killed_under_a_whole_answer_is_a_500_logged_once(
+    server: InferenceServer,
+) -> None:
+    def deaths() -> int:
+        return server.log().count("stopped unexpectedly")
+
+    before = deaths()
+    body = {
+        "model": "smollm2",
+        "prompt": COUNTING,
+        "raw": True,
+        "stream": False,
+        "options": {"num_predict": 100_000},
+    }
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(httpx.post, f"{server.url}/api/generate", json=body, timeout=60)
+        assert server.wait_until(lambda: server.loaded()["smollm2:latest"]["busy"] == 1, 60)
+        time.sleep(0.5)  # generating
+        victim = server.runner_pid("smollm2")
+        assert victim is not None
+        os.kill(victim, signal.SIGKILL)
+        failed = answer.result()
+    assert failed.status_code == 500
+    assert "stopped unexpectedly" in failed.json()["error"]
+    assert server.wait_until(lambda: deaths() > before, 5)
+    time.sleep(0.5)
+    assert deaths() == before + 1  # the scheduler's line; the request does not repeat it
+
+
 def test_truncated_gguf_is_a_500_with_llama_cpp_reason(server: InferenceServer) -> None:
     r = httpx.post(
         f"{server.url}/api/generate", json={"model": "broken", "prompt": "x"}, timeout=60

@@ -58,7 +58,7 @@ from llamahost.server.errors import (
     store_root_of,
 )
 from llamahost.server.memory import InsufficientMemoryError, estimate_memory, model_shape
-from llamahost.server.runner_process import RunnerError, RunnerSpec
+from llamahost.server.runner_process import RunnerError, RunnerExitedError, RunnerSpec
 from llamahost.server.scheduler import (
     SHUTDOWN_MESSAGE,
     LoadRequest,
@@ -360,7 +360,8 @@ class InferenceResponse(Response):
         status = status_for(exc)
         if status == 503:
             log.warning("%s refused: %s", self._request.url.path, message)
-        elif status >= 500:
+        elif status >= 500 and not isinstance(exc, RunnerExitedError):
+            # (a runner's death is logged once, by the scheduler, with the model's name)
             log.error("%s failed: %s", self._request.url.path, message)
         headers = exc.headers if isinstance(exc, APIError) else None
         await self._start(send, status, "application/json; charset=utf-8", headers)
