@@ -27,7 +27,6 @@ model (``done_reason`` "load"), or with ``keep_alive: 0`` unloads it ("unload").
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
@@ -42,25 +41,19 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
 
 from llamahost.engine.options import OPTION_KINDS, Options
 from llamahost.errors import GGUFError, ModelNotFoundError, OptionError
 from llamahost.server.errors import (
     APIError,
-    error_line,
     exception_message,
     model_name,
     not_found_message,
     parse_body,
-    redact,
-    status_for,
-    store_root_of,
 )
 from llamahost.server.memory import InsufficientMemoryError, estimate_memory, model_shape
 from llamahost.server.runner_process import RunnerError, RunnerExitedError, RunnerSpec
 from llamahost.server.scheduler import (
-    SHUTDOWN_MESSAGE,
     LoadRequest,
     QueueFullError,
     Scheduler,
@@ -74,7 +67,7 @@ from llamahost.server.schemas import (
     WireModel,
 )
 from llamahost.server.security import note_model
-from llamahost.server.streaming import shutdown_event, watched
+from llamahost.server.streaming import EventResponse
 from llamahost.store.model_store import ModelStore, ResolvedModel
 
 log = logging.getLogger("llamahost.server")
@@ -289,122 +282,15 @@ def _decorate_completion(model: str) -> Decorate:
     return decorate
 
 
-class InferenceResponse(Response):
-    """The answer of one inference request, produced while its client stays connected.
+class InferenceResponse(EventResponse):
+    """The answer of one inference request (see ``streaming.EventResponse``): the first
+    object (or error) decides the status line; with ``stream`` each object is an NDJSON
+    line, else the last one is the body; a disconnect at any point (queued, loading,
+    generating) closes the runner request."""
 
-    Runs `events` inside the ASGI call: the first object (or the first error, with its
-    status) decides the status line; with `stream` each object is an NDJSON line, else the
-    last one is the body. A client disconnect at any point (queued, loading, generating)
-    cancels `events`, whose cleanup closes the runner request; the server's shutdown ends
-    a stream with an error line (or answers 503 before it started).
-
-    The wire format is NDJSON with Ollama's errors; a subclass changes it by overriding
-    ``stream_media_type`` and the ``encode_*`` methods (``routes_openai``: SSE, OpenAI's
-    errors).
-    """
-
-    stream_media_type = "application/x-ndjson"
-
-    def encode_event(self, item: dict[str, Any]) -> bytes:
-        """One streamed object."""
-        return _dumps(item) + b"\n"
-
-    def encode_error_event(self, message: str) -> bytes:
-        """The streamed object that ends a stream with an error."""
-        return error_line(message)
-
-    def encode_error(self, status: int, message: str) -> bytes:
-        """The body of an error answer."""
-        return _dumps({"error": message})
-
-    def encode_end(self) -> bytes:
-        """What ends a stream that finished well."""
-        return b""
-
-    def __init__(
-        self, request: Request, events: AsyncIterator[dict[str, Any]], *, stream: bool
-    ) -> None:
-        super().__init__(content=None, status_code=200)
-        self._request = request
-        self._events = events
-        self._stream = stream
-        self._started = False
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        shutdown = shutdown_event(self._request)
-        try:
-            stopped_by = await watched(receive, shutdown, lambda: self._respond(send))
-            if stopped_by == "shutdown":
-                if self._started:
-                    await self._body(send, self.encode_error_event(SHUTDOWN_MESSAGE), more=False)
-                else:
-                    await self._error(send, ServerClosingError(SHUTDOWN_MESSAGE))
-        except OSError:
-            pass  # the client went away while we were writing
-        finally:
-            with contextlib.suppress(Exception):
-                await self._events.aclose()  # type: ignore[attr-defined]
-
-    async def _start(self, send: Send, status: int, media_type: str, headers: Any = None) -> None:
-        raw = [(b"content-type", media_type.encode())]
-        raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
-        await send({"type": "http.response.start", "status": status, "headers": raw})
-        self._started = True
-
-    async def _body(self, send: Send, data: bytes, *, more: bool) -> None:
-        await send({"type": "http.response.body", "body": data, "more_body": more})
-
-    async def _error(self, send: Send, exc: BaseException) -> None:
-        exc = _scheduling_error(exc)
-        message = redact(exception_message(exc), store_root_of(self._request))
-        status = status_for(exc)
-        if status == 503:
-            log.warning("%s refused: %s", self._request.url.path, message)
-        elif status >= 500 and not isinstance(exc, RunnerExitedError):
-            # (a runner's death is logged once, by the scheduler, with the model's name)
-            log.error("%s failed: %s", self._request.url.path, message)
-        headers = exc.headers if isinstance(exc, APIError) else None
-        await self._start(send, status, "application/json; charset=utf-8", headers)
-        await self._body(send, self.encode_error(status, message), more=False)
-
-    async def _respond(self, send: Send) -> None:
-        try:
-            first = await self._events.__anext__()
-        except StopAsyncIteration:
-            first = {}
-        except Exception as exc:
-            await self._error(send, exc)
-            return
-        if not self._stream:
-            last = first
-            try:
-                async for item in self._events:
-                    last = item
-            except Exception as exc:
-                await self._error(send, exc)
-                return
-            await self._start(send, 200, "application/json; charset=utf-8")
-            await self._body(send, _dumps(last), more=False)
-            return
-        await self._start(send, 200, self.stream_media_type)
-        await self._body(send, self.encode_event(first), more=True)
-        end = self.encode_end()
-        try:
-            async for item in self._events:
-                await self._body(send, self.encode_event(item), more=True)
-        except OSError:
-            raise  # the client is gone: nobody to tell
-        except Exception as exc:
-            message = redact(exception_message(exc), store_root_of(self._request))
-            if not isinstance(exc, (RunnerError, APIError)):
-                log.error("%s failed while streaming", self._request.url.path, exc_info=exc)
-            await self._body(send, self.encode_error_event(message), more=True)
-            end = b""
-        await self._body(send, end, more=False)
-
-
-def _dumps(data: Any) -> bytes:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+    def logs_failure(self, exc: BaseException) -> bool:
+        # A runner's death is logged once, by the scheduler, with the model's name.
+        return not isinstance(exc, RunnerExitedError)
 
 
 async def _load_or_unload(

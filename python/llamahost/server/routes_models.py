@@ -62,7 +62,7 @@ from llamahost.server.schemas import (
     ShowRequest,
 )
 from llamahost.server.security import note_model
-from llamahost.server.streaming import Report, ndjson_response, thread_events
+from llamahost.server.streaming import EventResponse, Report, thread_events
 from llamahost.store.digests import Digest
 from llamahost.store.limits import check_free_space
 from llamahost.store.locking import Lease
@@ -338,9 +338,8 @@ async def pull(request: Request) -> Response:
         def work(report: Report) -> None:
             client.pull(name, store.root, progress=report)
 
-    return await ndjson_response(
-        request, thread_events(work, name="llamahost-pull"), stream=body.stream is not False
-    )
+    events = thread_events(work, name="llamahost-pull")
+    return EventResponse(request, events, stream=body.stream is not False)
 
 
 async def push(request: Request) -> Response:
@@ -357,9 +356,8 @@ async def push(request: Request) -> Response:
     def work(report: Report) -> None:
         client.push(name, store.root, progress=report)
 
-    return await ndjson_response(
-        request, thread_events(work, name="llamahost-push"), stream=body.stream is not False
-    )
+    events = thread_events(work, name="llamahost-push")
+    return EventResponse(request, events, stream=body.stream is not False)
 
 
 # ---- blobs --------------------------------------------------------------------------------
@@ -622,7 +620,7 @@ async def create(request: Request) -> Response:
             create_model(store, name, plan.modelfile, base_dir=empty, progress=report)
 
     events = thread_events(work, name="llamahost-create")
-    return await ndjson_response(request, events, stream=body.streaming)
+    return EventResponse(request, events, stream=body.streaming)
 
 
 def routes() -> list[BaseRoute]:

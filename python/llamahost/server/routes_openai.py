@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import anyio
@@ -136,7 +136,7 @@ class SSEResponse(InferenceResponse):
 
     stream_media_type = "text/event-stream"
 
-    def encode_event(self, item: dict[str, Any]) -> bytes:
+    def encode_event(self, item: Mapping[str, Any]) -> bytes:
         return b"data: " + _dumps(item) + b"\n\n"
 
     def encode_error_event(self, message: str) -> bytes:

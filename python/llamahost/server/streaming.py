@@ -1,17 +1,18 @@
-"""NDJSON answers: a stream of JSON lines, or (``stream: false``) the last one.
+"""Answers made of events: NDJSON lines as they come, or (``stream: false``) the last one.
 
     events = thread_events(lambda report: client.pull(name, root, progress=report))
-    return await ndjson_response(request, events, stream=pull_request.streaming)
+    return EventResponse(request, events, stream=pull_request.streaming)
 
-:func:`ndjson_response` waits for the first event before answering, so an error that comes
-first gets its own HTTP status and an ``{"error": ...}`` body (as Ollama's
-``streamResponse`` does); an error after that ends the stream with an ``{"error": ...}``
-line. A stream also ends with an error line when the server shuts down
-(:func:`shutdown_event`, set by ``serve`` on SIGTERM/Ctrl-C), and stops iterating its
-source as soon as the client disconnects: the source generator is closed, so its
-``finally`` blocks run (a thread started by :func:`thread_events` is told to stop).
-
-Events are mappings or WireModels (written with ``to_wire()``).
+:class:`EventResponse` runs the events inside the ASGI call, so the first event (or the
+first error) decides the status line: an error that comes first gets its own HTTP status
+and an ``{"error": ...}`` body (as Ollama's ``streamResponse`` does); an error after that
+ends the stream with an ``{"error": ...}`` line. While it runs, it watches its client and
+the server: a disconnect (while waiting for the first event or streaming) stops the
+iteration and closes the events, so their ``finally`` blocks run (a runner request is
+closed, a thread started by :func:`thread_events` is told to stop); the server's shutdown
+(:func:`shutdown_event`, set by ``serve`` on SIGTERM/Ctrl-C) ends a stream with an error
+line, or answers 503 before it started. The inference routes (``routes_inference``) and
+OpenAI's (``routes_openai``: SSE) use it too.
 """
 
 from __future__ import annotations
@@ -19,27 +20,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import anyio
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from llamahost.errors import LlamahostError
 from llamahost.server.errors import (
-    error_for,
+    APIError,
     error_line,
-    error_response,
     exception_message,
     redact,
+    status_for,
     store_root_of,
 )
-from llamahost.server.schemas import WireModel
 
-Event = Mapping[str, Any] | WireModel
+log = logging.getLogger("llamahost.server")
+
 SHUTDOWN_MESSAGE = "the server is shutting down"
+JSON_MEDIA_TYPE = "application/json; charset=utf-8"
 
 
 def shutdown_event(request: Request) -> asyncio.Event:
@@ -51,66 +55,14 @@ def shutdown_event(request: Request) -> asyncio.Event:
     return event
 
 
-def encode_line(event: Event) -> bytes:
+def json_bytes(data: Any) -> bytes:
+    """Compact UTF-8 JSON, as every answer of the server is written."""
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def encode_line(event: Mapping[str, Any]) -> bytes:
     """One NDJSON line."""
-    data = event.to_wire() if isinstance(event, WireModel) else dict(event)
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
-
-
-async def ndjson_response(
-    request: Request, events: AsyncIterator[Event], *, stream: bool = True
-) -> Response:
-    """Stream ``events`` as NDJSON, or (``stream`` false) answer with the last one.
-
-    An exception from ``events`` before the first event is an error answer with the
-    exception's status (``errors.status_for``); later, a last ``{"error": ...}`` line.
-    """
-    if not stream:
-        return await last_event_response(request, events)
-    try:
-        first = await events.__anext__()
-    except StopAsyncIteration:
-        return JSONResponse({})
-    except Exception as exc:
-        await _close(events)
-        return error_for(request, exc)
-    return NDJSONStream(request, encode_line(first), events)
-
-
-async def last_event_response(request: Request, events: AsyncIterator[Event]) -> Response:
-    """The last event as one JSON object, or the error answer if ``events`` raised.
-
-    The client going away (or the server shutting down: 503) stops the iteration too.
-    """
-    last: list[Event] = [{}]
-    failure: list[Exception] = []
-
-    async def consume() -> None:
-        try:
-            async for event in events:
-                last[0] = event
-        except Exception as exc:
-            failure.append(exc)
-
-    try:
-        stopped_by = await watched(request.receive, shutdown_event(request), consume)
-    finally:
-        await _close(events)
-    if stopped_by == "shutdown":
-        return error_response(503, SHUTDOWN_MESSAGE)
-    if stopped_by == "disconnect":
-        return error_response(499, "the client closed the connection")  # never delivered
-    if failure:
-        return error_for(request, failure[0])
-    event = last[0]
-    return JSONResponse(event.to_wire() if isinstance(event, WireModel) else dict(event))
-
-
-async def _close(events: AsyncIterator[Event]) -> None:
-    close = getattr(events, "aclose", None)
-    if close is not None:
-        with contextlib.suppress(Exception):
-            await close()
+    return json_bytes(event) + b"\n"
 
 
 async def watched(
@@ -142,53 +94,118 @@ async def watched(
     return stopped_by[0] if stopped_by else None
 
 
-class NDJSONStream(Response):
-    """A streamed ``application/x-ndjson`` answer that stops on disconnect or shutdown."""
+class EventResponse(Response):
+    """The answer of a request whose result is a series of events (dicts), produced while
+    its client stays connected (see the module docstring).
 
-    media_type = "application/x-ndjson"
+    With `stream` each event is an NDJSON line, else the last one is the body. The wire
+    format is NDJSON with Ollama's errors; a subclass changes it by overriding
+    ``stream_media_type`` and the ``encode_*`` methods (``routes_openai``: SSE, OpenAI's
+    errors).
+    """
 
-    def __init__(self, request: Request, first_line: bytes, events: AsyncIterator[Event]) -> None:
-        # Not Response.__init__: it would declare Content-Length: 0.
-        self.status_code = 200
-        self.background = None
-        self.raw_headers = [(b"content-type", b"application/x-ndjson")]
+    stream_media_type = "application/x-ndjson"
+
+    def encode_event(self, item: Mapping[str, Any]) -> bytes:
+        """One streamed object."""
+        return encode_line(item)
+
+    def encode_error_event(self, message: str) -> bytes:
+        """The streamed object that ends a stream with an error."""
+        return error_line(message)
+
+    def encode_error(self, status: int, message: str) -> bytes:
+        """The body of an error answer."""
+        return json_bytes({"error": message})
+
+    def encode_end(self) -> bytes:
+        """What ends a stream that finished well."""
+        return b""
+
+    def logs_failure(self, exc: BaseException) -> bool:
+        """Whether an error answer (a 5xx) for `exc` is worth a log line of its own."""
+        return True
+
+    def __init__(
+        self, request: Request, events: AsyncIterator[dict[str, Any]], *, stream: bool
+    ) -> None:
+        super().__init__(content=None, status_code=200)
         self._request = request
-        self._first_line = first_line
         self._events = events
+        self._stream = stream
+        self._started = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        start = {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
         try:
-            await send(start)
-
-            async def body() -> None:
-                await self._send_events(send)
-
-            stopped_by = await watched(receive, shutdown_event(self._request), body)
-            if stopped_by != "disconnect":
-                tail = error_line(SHUTDOWN_MESSAGE) if stopped_by == "shutdown" else b""
-                await send({"type": "http.response.body", "body": tail, "more_body": False})
+            stopped_by = await watched(
+                receive, shutdown_event(self._request), lambda: self._respond(send)
+            )
+            if stopped_by == "shutdown":
+                if self._started:
+                    await self._body(send, self.encode_error_event(SHUTDOWN_MESSAGE), more=False)
+                else:
+                    closing = APIError(503, SHUTDOWN_MESSAGE, {"Retry-After": "5"})
+                    await self._error(send, closing)
         except OSError:
-            pass  # the client went away
+            pass  # the client went away while we were writing
         finally:
-            await _close(self._events)
+            with contextlib.suppress(Exception):
+                await self._events.aclose()  # type: ignore[attr-defined]
 
-    async def _send_events(self, send: Send) -> None:
-        """The lines; an exception from the events becomes the last line (one from ``send``,
-        the client going away, propagates)."""
-        await send({"type": "http.response.body", "body": self._first_line, "more_body": True})
-        while True:
+    async def _start(self, send: Send, status: int, media_type: str, headers: Any = None) -> None:
+        raw = [(b"content-type", media_type.encode())]
+        raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+        await send({"type": "http.response.start", "status": status, "headers": raw})
+        self._started = True
+
+    async def _body(self, send: Send, data: bytes, *, more: bool) -> None:
+        await send({"type": "http.response.body", "body": data, "more_body": more})
+
+    async def _error(self, send: Send, exc: BaseException) -> None:
+        message = redact(exception_message(exc), store_root_of(self._request))
+        status = status_for(exc)
+        if status == 503:
+            log.warning("%s refused: %s", self._request.url.path, message)
+        elif status >= 500 and self.logs_failure(exc):
+            log.error("%s failed: %s", self._request.url.path, message)
+        headers = exc.headers if isinstance(exc, APIError) else None
+        await self._start(send, status, JSON_MEDIA_TYPE, headers)
+        await self._body(send, self.encode_error(status, message), more=False)
+
+    async def _respond(self, send: Send) -> None:
+        try:
+            first = await self._events.__anext__()
+        except StopAsyncIteration:
+            first = {}
+        except Exception as exc:
+            await self._error(send, exc)
+            return
+        if not self._stream:
+            last = first
             try:
-                event = await self._events.__anext__()
-            except StopAsyncIteration:
-                return
+                async for item in self._events:
+                    last = item
             except Exception as exc:
-                message = redact(exception_message(exc), store_root_of(self._request))
-                line = error_line(message)
-                await send({"type": "http.response.body", "body": line, "more_body": True})
+                await self._error(send, exc)
                 return
-            line = encode_line(event)
-            await send({"type": "http.response.body", "body": line, "more_body": True})
+            await self._start(send, 200, JSON_MEDIA_TYPE)
+            await self._body(send, json_bytes(last), more=False)
+            return
+        await self._start(send, 200, self.stream_media_type)
+        await self._body(send, self.encode_event(first), more=True)
+        end = self.encode_end()
+        try:
+            async for item in self._events:
+                await self._body(send, self.encode_event(item), more=True)
+        except OSError:
+            raise  # the client is gone: nobody to tell
+        except Exception as exc:
+            message = redact(exception_message(exc), store_root_of(self._request))
+            if not isinstance(exc, (LlamahostError, APIError)):
+                log.error("%s failed while streaming", self._request.url.path, exc_info=exc)
+            await self._body(send, self.encode_error_event(message), more=True)
+            end = b""
+        await self._body(send, end, more=False)
 
 
 # ---- blocking work in a thread, its progress as events ----------------------------------
@@ -277,11 +294,11 @@ async def _thread_events(
 
 __all__ = [
     "SHUTDOWN_MESSAGE",
-    "NDJSONStream",
+    "EventResponse",
     "OperationCancelled",
     "encode_line",
-    "last_event_response",
-    "ndjson_response",
+    "json_bytes",
     "shutdown_event",
     "thread_events",
+    "watched",
 ]
