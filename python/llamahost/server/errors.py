@@ -66,6 +66,11 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
+def json_bytes(data: Any) -> bytes:
+    """Compact UTF-8 JSON, as the server writes its answers."""
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 def error_line(message: str) -> bytes:
     """The NDJSON line that ends a stream with an error."""
     return json.dumps({"error": message}).encode() + b"\n"
@@ -248,6 +253,7 @@ __all__ = [
     "handle_api_error",
     "handle_http_exception",
     "handle_unexpected",
+    "json_bytes",
     "model_name",
     "not_found_message",
     "parse_body",

@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from llamahost.server.errors import APIError, validation_message
+from llamahost.server.errors import APIError, json_bytes, validation_message
 
 #: Where OpenAI's API is served.
 V1_PREFIX = "/v1"
@@ -57,10 +57,6 @@ def error_type(status: int) -> str:
     if 400 <= status < 500:
         return "invalid_request_error"
     return "api_error"
-
-
-def _dumps(data: Any) -> bytes:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def error_payload(
@@ -195,7 +191,7 @@ def _openai_shaped(status: int, body: bytes) -> bytes:
     if isinstance(data, dict) and isinstance(data.get("error"), dict):
         return body
     message = data.get("error") if isinstance(data, dict) else None
-    return _dumps(error_payload(status, str(message or f"HTTP {status}")))
+    return json_bytes(error_payload(status, str(message or f"HTTP {status}")))
 
 
 __all__ = [

@@ -39,6 +39,7 @@ from llamahost.server import openai_adapter as adapter
 from llamahost.server.errors import (
     APIError,
     exception_message,
+    json_bytes,
     model_name,
     redact,
     status_for,
@@ -71,10 +72,6 @@ log = logging.getLogger("llamahost.server")
 
 RequestT = TypeVar("RequestT", bound=BaseModel)
 Endpoint = Callable[[Request], Awaitable[Response]]
-
-
-def _dumps(data: Any) -> bytes:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 # ---- errors -------------------------------------------------------------------------------
@@ -137,13 +134,13 @@ class SSEResponse(InferenceResponse):
     stream_media_type = "text/event-stream"
 
     def encode_event(self, item: Mapping[str, Any]) -> bytes:
-        return b"data: " + _dumps(item) + b"\n\n"
+        return b"data: " + json_bytes(item) + b"\n\n"
 
     def encode_error_event(self, message: str) -> bytes:
-        return b"data: " + _dumps(error_payload(500, message)) + b"\n\n"
+        return b"data: " + json_bytes(error_payload(500, message)) + b"\n\n"
 
     def encode_error(self, status: int, message: str) -> bytes:
-        return _dumps(error_payload(status, message))
+        return json_bytes(error_payload(status, message))
 
     def encode_end(self) -> bytes:
         return b"data: [DONE]\n\n"

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -35,6 +34,7 @@ from llamahost.server.errors import (
     APIError,
     error_line,
     exception_message,
+    json_bytes,
     redact,
     status_for,
     store_root_of,
@@ -53,11 +53,6 @@ def shutdown_event(request: Request) -> asyncio.Event:
         event = asyncio.Event()
         request.app.state.shutdown_event = event
     return event
-
-
-def json_bytes(data: Any) -> bytes:
-    """Compact UTF-8 JSON, as every answer of the server is written."""
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def encode_line(event: Mapping[str, Any]) -> bytes:
@@ -297,7 +292,6 @@ __all__ = [
     "EventResponse",
     "OperationCancelled",
     "encode_line",
-    "json_bytes",
     "shutdown_event",
     "thread_events",
     "watched",
