@@ -6,9 +6,14 @@ Modules (import what you need; this package imports nothing on its own)::
     app                ServerConfig (from LLAMAHOST_* variables) and create_app(config)
     security           pure-ASGI middleware: Host check, CORS, API key, body cap, access log
     errors             {"error": ...} responses, request parsing, exception -> status
-    streaming          NDJSON streams that end with an error line (also on shutdown)
+    streaming          answers made of events (NDJSON lines, or the last one), thread_events
     routes_models      /, /api/version, tags, show, copy, delete, pull, push, create, blobs
-    routes_inference   generate, chat, embed, embeddings, ps (mounted when present)
+    routes_inference   generate, chat, embed, embeddings, ps
+    scheduler          which runners are loaded, slots, queue, keep_alive, eviction
+    memory             a model's memory estimate from its GGUF header; available memory
+    runner_process     one runner subprocess: start, requests, death, kill
+    runner_http        the lean HTTP/1.1 client that carries generation streams
+    openai_*           OpenAI's /v1: schemas, errors, the adapter to Ollama's, the routes
     serve              serve_forever(config): uvicorn with a graceful SIGTERM/Ctrl-C
 
 The server process never loads weights or imports ``llamahost._native``: models run in

@@ -18,35 +18,25 @@ Environment (all optional):
     LLAMAHOST_API_KEY            require ``Authorization: Bearer <key>`` (but on ``/``)
     LLAMAHOST_DEBUG              1/true for debug logs
 
-Seams for the scheduler and the inference routes (modules other parts provide):
+The routes: the model-management ones (``routes_models``), the inference ones
+(``routes_inference``: generate, chat, embed, embeddings, ps, run by the scheduler's
+runners) and OpenAI's ``/v1`` over the same inference path (``routes_openai``);
+``openai_errors.OpenAIErrorShape`` (outermost middleware) gives every ``/v1`` error
+OpenAI's shape, whoever wrote it.
 
-- ``llamahost.server.scheduler`` may define ``create_scheduler(config, store)``; its
-  result becomes ``app.state.scheduler`` (else None, and inference answers 503). When the
-  app starts, ``scheduler.start()`` is called if it exists; when it stops (and in
-  ``serve``'s last step), ``scheduler.shutdown()``; either may be a coroutine function.
-- ``llamahost.server.routes_inference`` may define ``routes() -> list[BaseRoute]``; they
-  are mounted after the model-management routes. Inference paths they do not serve
-  answer 503 (``/api/ps``: an empty list).
-- ``llamahost.server.routes_openai`` serves OpenAI's ``/v1`` over the same inference
-  path; ``openai_errors.OpenAIErrorShape`` (outermost middleware) gives every ``/v1``
-  error OpenAI's shape, whoever wrote it.
-
-``app.state`` holds ``config``, ``store`` (the ModelStore), ``scheduler``,
-``shutdown_event`` (an asyncio.Event set when shutdown begins: ``streaming.py``) and
-``closers`` (functions called when the app stops).
+``app.state`` holds ``config``, ``store`` (the ModelStore), ``scheduler`` (shut down when
+the app stops, or in ``serve``'s last step), ``shutdown_event`` (an asyncio.Event set when
+shutdown begins: ``streaming.py``) and ``closers`` (functions called when the app stops).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
-import importlib.util
-import inspect
 import logging
 import math
 import os
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,20 +44,26 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from llamahost.errors import LlamahostError, OptionError
 from llamahost.host_address import DEFAULT_HOST, DEFAULT_PORT, ServerAddress
-from llamahost.server import errors, security
+from llamahost.server import errors, routes_inference, routes_models, routes_openai, security
+from llamahost.server.openai_errors import OpenAIErrorShape
+from llamahost.server.scheduler import (
+    DEFAULT_KEEP_ALIVE_S,
+    DEFAULT_MAX_LOADED_MODELS,
+    DEFAULT_MAX_QUEUE,
+    DEFAULT_NUM_PARALLEL,
+    Scheduler,
+    SchedulerConfig,
+)
 from llamahost.server.schemas import parse_keep_alive
 from llamahost.store.model_store import ModelStore, default_root
 
 logger = logging.getLogger("llamahost.server")
 
 DEFAULT_MAX_BODY_BYTES = 64 << 20
-INFERENCE_PATHS = ("/api/generate", "/api/chat", "/api/embed", "/api/embeddings")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("", "0", "false", "no", "off")
 
@@ -82,13 +78,13 @@ class ServerConfig:
     """TCP port to listen on."""
     models: Path = field(default_factory=default_root)
     """The model store's folder."""
-    keep_alive_s: float = 300.0
+    keep_alive_s: float = DEFAULT_KEEP_ALIVE_S
     """Default keep_alive in seconds (``math.inf``: keep loaded, 0: unload at once)."""
-    num_parallel: int = 1
+    num_parallel: int = DEFAULT_NUM_PARALLEL
     """Request slots per runner."""
-    max_loaded_models: int = 3
+    max_loaded_models: int = DEFAULT_MAX_LOADED_MODELS
     """Models loaded at once."""
-    max_queue: int = 512
+    max_queue: int = DEFAULT_MAX_QUEUE
     """Requests that may wait for a runner before the next gets 503."""
     origins: tuple[str, ...] = ()
     """Extra allowed CORS origins (patterns; ``*`` for any)."""
@@ -119,9 +115,11 @@ class ServerConfig:
             port=port,
             models=Path(models).expanduser() if models else default_root(),
             keep_alive_s=_keep_alive(env.get("LLAMAHOST_KEEP_ALIVE", "")),
-            num_parallel=_integer(env, "LLAMAHOST_NUM_PARALLEL", 1, minimum=1),
-            max_loaded_models=_integer(env, "LLAMAHOST_MAX_LOADED_MODELS", 3, minimum=0),
-            max_queue=_integer(env, "LLAMAHOST_MAX_QUEUE", 512, minimum=1),
+            num_parallel=_integer(env, "LLAMAHOST_NUM_PARALLEL", DEFAULT_NUM_PARALLEL, minimum=1),
+            max_loaded_models=_integer(
+                env, "LLAMAHOST_MAX_LOADED_MODELS", DEFAULT_MAX_LOADED_MODELS, minimum=0
+            ),
+            max_queue=_integer(env, "LLAMAHOST_MAX_QUEUE", DEFAULT_MAX_QUEUE, minimum=1),
             origins=tuple(
                 o.strip() for o in env.get("LLAMAHOST_ORIGINS", "").split(",") if o.strip()
             ),
@@ -144,7 +142,7 @@ def parse_host(text: str) -> tuple[str, int]:
 
 def _keep_alive(text: str) -> float:
     if not text.strip():
-        return 300.0
+        return DEFAULT_KEEP_ALIVE_S
     try:
         seconds = parse_keep_alive(text)
     except ValueError as exc:
@@ -176,35 +174,13 @@ def _boolean(env: Mapping[str, str], name: str) -> bool:
 # ---- the app ----------------------------------------------------------------------------
 
 
-def _optional_module(name: str) -> Any:
-    """The module ``name`` if it is installed, else None (errors inside it propagate)."""
-    if importlib.util.find_spec(name) is None:
-        return None
-    return importlib.import_module(name)
-
-
-def _default_scheduler(config: ServerConfig, store: ModelStore) -> Any:
-    module = _optional_module("llamahost.server.scheduler")
-    factory = getattr(module, "create_scheduler", None)
-    return factory(config, store) if factory is not None else None
-
-
-async def _call(target: Any, method: str) -> None:
-    function = getattr(target, method, None)
-    if function is None:
-        return
-    result = function()
-    if inspect.isawaitable(result):
-        await result
-
-
 async def shutdown_scheduler(app: Starlette) -> None:
     """Call ``scheduler.shutdown()`` once (the lifespan and ``serve`` both ask)."""
     if getattr(app.state, "scheduler_stopped", False):
         return
     app.state.scheduler_stopped = True
     try:
-        await _call(app.state.scheduler, "shutdown")
+        await app.state.scheduler.shutdown()
     except Exception:
         logger.exception("the scheduler did not shut down cleanly")
 
@@ -212,7 +188,6 @@ async def shutdown_scheduler(app: Starlette) -> None:
 @contextlib.asynccontextmanager
 async def _lifespan(app: Starlette) -> AsyncIterator[None]:
     app.state.loop = asyncio.get_running_loop()
-    await _call(app.state.scheduler, "start")
     try:
         yield
     finally:
@@ -225,51 +200,14 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
                 logger.exception("cleanup at shutdown failed")
 
 
-async def _unavailable(request: Request) -> Response:
-    return errors.error_response(
-        503, "inference is not available: this server has no scheduler to run models"
-    )
-
-
-async def _no_running_models(request: Request) -> Response:
-    return JSONResponse({"models": []})
-
-
 def _routes() -> list[BaseRoute]:
-    from llamahost.server import routes_models, routes_openai
-
-    routes: list[BaseRoute] = list(routes_models.routes())
-    inference = _optional_module("llamahost.server.routes_inference")
-    if inference is not None:
-        routes += inference.routes()
-    routes += routes_openai.routes()
-    served = {getattr(route, "path", None) for route in routes}
-    routes += [
-        Route(path, _unavailable, methods=["POST"])
-        for path in INFERENCE_PATHS
-        if path not in served
-    ]
-    if "/api/ps" not in served:
-        routes.append(Route("/api/ps", _no_running_models, methods=["GET"]))
-    return routes
+    return [*routes_models.routes(), *routes_inference.routes(), *routes_openai.routes()]
 
 
-def create_app(
-    config: ServerConfig,
-    *,
-    store: ModelStore | None = None,
-    scheduler: Any = None,
-    routes: Sequence[BaseRoute] | None = None,
-) -> Starlette:
-    """The server's ASGI app for ``config``: security middleware, Ollama's routes.
-
-    ``store`` defaults to ``ModelStore(config.models)``; ``scheduler`` to what
-    ``llamahost.server.scheduler.create_scheduler`` makes, if that exists; ``routes`` to
-    the model-management routes plus the inference routes (see the module docstring).
-    """
-    from llamahost.server.openai_errors import OpenAIErrorShape
-
-    store = store if store is not None else ModelStore(config.models)
+def create_app(config: ServerConfig) -> Starlette:
+    """The server's ASGI app for ``config``: security middleware, the routes (see the
+    module docstring), the model store at ``config.models`` and a scheduler for runners."""
+    store = ModelStore(config.models)
     middleware = [
         Middleware(OpenAIErrorShape),  # /v1's errors in OpenAI's shape, whoever wrote them
         Middleware(security.AccessLog),
@@ -285,18 +223,18 @@ def create_app(
         Exception: errors.handle_unexpected,
     }
     app = Starlette(
-        routes=list(routes) if routes is not None else _routes(),
+        routes=_routes(),
         middleware=middleware,
         exception_handlers=handlers,
         lifespan=_lifespan,
     )
     app.state.config = config
     app.state.store = store
-    app.state.scheduler = scheduler if scheduler is not None else _default_scheduler(config, store)
+    app.state.scheduler = Scheduler(SchedulerConfig.of(config))
     app.state.shutdown_event = asyncio.Event()
     app.state.scheduler_stopped = False
     app.state.closers = []  # called when the app stops (e.g. the upload leases)
     return app
 
 
-__all__ = ["INFERENCE_PATHS", "ServerConfig", "create_app", "parse_host", "shutdown_scheduler"]
+__all__ = ["ServerConfig", "create_app", "parse_host", "shutdown_scheduler"]

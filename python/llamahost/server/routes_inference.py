@@ -105,9 +105,7 @@ class Target:
 
 
 def _scheduler(request: Request) -> Scheduler:
-    scheduler = getattr(request.app.state, "scheduler", None)
-    if not isinstance(scheduler, Scheduler):
-        raise APIError(500, "the server has no scheduler")
+    scheduler: Scheduler = request.app.state.scheduler
     return scheduler
 
 

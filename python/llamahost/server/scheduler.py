@@ -489,12 +489,6 @@ class Scheduler:
         return rows
 
 
-def create_scheduler(config: Any, store: Any = None) -> Scheduler:
-    """The app's seam (``server.app``): a Scheduler for the server's ``ServerConfig``."""
-    del store  # requests bring resolved models; the scheduler never reads the store
-    return Scheduler(SchedulerConfig.of(config))
-
-
 __all__ = [
     "FOREVER",
     "InsufficientMemoryError",
@@ -506,5 +500,4 @@ __all__ = [
     "SchedulerConfig",
     "SchedulerError",
     "ServerClosingError",
-    "create_scheduler",
 ]
