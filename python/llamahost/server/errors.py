@@ -42,6 +42,7 @@ from llamahost.errors import (
     RegistryNotFoundError,
     TemplateError,
 )
+from llamahost.store.model_store import ModelStore
 from llamahost.store.names import ModelName, is_pypi_spec
 
 logger = logging.getLogger("llamahost.server")
@@ -209,6 +210,12 @@ def exception_message(exc: BaseException) -> str:
     return f"internal error: {type(exc).__name__}: {exc}"
 
 
+def store_of(request: Request) -> ModelStore:
+    """The app's model store (``app.state.store``)."""
+    store: ModelStore = request.app.state.store
+    return store
+
+
 def store_root_of(request: Request) -> Path | None:
     store = getattr(request.app.state, "store", None)
     root = getattr(store, "root", None)
@@ -259,6 +266,7 @@ __all__ = [
     "parse_body",
     "redact",
     "status_for",
+    "store_of",
     "store_root_of",
     "validation_message",
 ]

@@ -50,6 +50,7 @@ from llamahost.server.errors import (
     model_name,
     not_found_message,
     parse_body,
+    store_of,
 )
 from llamahost.server.memory import InsufficientMemoryError, estimate_memory, model_shape
 from llamahost.server.runner_process import RunnerError, RunnerExitedError, RunnerSpec
@@ -68,7 +69,7 @@ from llamahost.server.schemas import (
 )
 from llamahost.server.security import note_model
 from llamahost.server.streaming import EventResponse
-from llamahost.store.model_store import ModelStore, ResolvedModel
+from llamahost.store.model_store import ResolvedModel
 
 log = logging.getLogger("llamahost.server")
 
@@ -109,13 +110,6 @@ def _scheduler(request: Request) -> Scheduler:
     return scheduler
 
 
-def _store(request: Request) -> ModelStore:
-    store = getattr(request.app.state, "store", None)
-    if not isinstance(store, ModelStore):
-        raise APIError(500, "the server has no model store")
-    return store
-
-
 async def resolve_target(request: Request, text: str, options: dict[str, Any] | None) -> Target:
     """The stored model `text` with `options` merged and checked, and its runner's plan.
 
@@ -124,7 +118,7 @@ async def resolve_target(request: Request, text: str, options: dict[str, Any] | 
     """
     note_model(request.scope, text)  # for the access-log line, whatever happens next
     name = model_name(text)
-    store = _store(request)
+    store = store_of(request)
     try:
         resolved = await anyio.to_thread.run_sync(store.resolve, name)
     except ModelNotFoundError:

@@ -50,7 +50,7 @@ from llamahost.errors import (
     ModelNotFoundError,
 )
 from llamahost.gguf_header import GGUFInfo
-from llamahost.server.errors import APIError, model_name, parse_body, redact
+from llamahost.server.errors import APIError, model_name, parse_body, redact, store_of
 from llamahost.server.schemas import (
     CopyRequest,
     CreateRequest,
@@ -76,12 +76,6 @@ ROOT_TEXT = "Ollama is running"
 SHOW_ARRAY_LIMIT = 5  # Ollama shows longer metadata arrays as [] unless verbose
 UPLOAD_LEASE_S = 3600.0
 MODELFILE_ROLES = ("system", "user", "assistant")
-
-
-def _store(request: Request) -> ModelStore:
-    store = request.app.state.store
-    assert isinstance(store, ModelStore)
-    return store
 
 
 def _time(moment: datetime) -> str:
@@ -133,7 +127,7 @@ def _list(store: ModelStore) -> dict[str, Any]:
 
 async def tags(request: Request) -> Response:
     """``GET /api/tags``: the stored models, newest first."""
-    return JSONResponse(await run_in_threadpool(_list, _store(request)))
+    return JSONResponse(await run_in_threadpool(_list, store_of(request)))
 
 
 # ---- show ---------------------------------------------------------------------------------
@@ -267,7 +261,7 @@ async def show(request: Request) -> Response:
     text = body.model or body.name
     name = model_name(text)
     note_model(request.scope, text)
-    return JSONResponse(await run_in_threadpool(_show, _store(request), text, name, body))
+    return JSONResponse(await run_in_threadpool(_show, store_of(request), text, name, body))
 
 
 # ---- copy, delete -------------------------------------------------------------------------
@@ -280,7 +274,7 @@ async def copy(request: Request) -> Response:
     destination = model_name(body.destination, field="destination")
     note_model(request.scope, body.source)
     try:
-        await run_in_threadpool(_store(request).copy, source, destination)
+        await run_in_threadpool(store_of(request).copy, source, destination)
     except ModelNotFoundError:
         raise APIError(404, f'model "{body.source}" not found') from None
     return Response(status_code=200)
@@ -301,7 +295,7 @@ async def delete(request: Request) -> Response:
     text = body.model or body.name
     name = model_name(text)
     note_model(request.scope, text)
-    await run_in_threadpool(_delete, _store(request), text, name)
+    await run_in_threadpool(_delete, store_of(request), text, name)
     return Response(status_code=200)
 
 
@@ -323,7 +317,7 @@ async def pull(request: Request) -> Response:
     body = await parse_body(request, PullRequest)
     text = body.model or body.name
     name = model_name(text)
-    store = _store(request)
+    store = store_of(request)
     note_model(request.scope, text)
     if is_pypi_spec(text):
 
@@ -347,7 +341,7 @@ async def push(request: Request) -> Response:
     body = await parse_body(request, PushRequest)
     text = body.model or body.name
     name = model_name(text)
-    store = _store(request)
+    store = store_of(request)
     note_model(request.scope, text)
     if not await run_in_threadpool(store.has, name):
         raise APIError(404, f"model '{text}' not found")
@@ -404,7 +398,7 @@ def upload_leases(request: Request) -> UploadLeases:
     state = request.app.state
     leases = getattr(state, "upload_leases", None)
     if leases is None:
-        leases = UploadLeases(_store(request).root)
+        leases = UploadLeases(store_of(request).root)
         state.upload_leases = leases
         closers = getattr(state, "closers", None)
         if isinstance(closers, list):
@@ -423,7 +417,7 @@ def _digest(text: str) -> Digest:
 async def blob(request: Request) -> Response:
     """``HEAD``/``POST /api/blobs/:digest``."""
     digest = _digest(request.path_params["digest"])
-    store = _store(request)
+    store = store_of(request)
     leases = upload_leases(request)
     await run_in_threadpool(leases.hold, [digest])
     exists = await run_in_threadpool(store.blobs.has, digest)
@@ -609,7 +603,7 @@ async def create(request: Request) -> Response:
     name = model_name(text)
     note_model(request.scope, text)
     _refuse_unsupported(body)
-    store = _store(request)
+    store = store_of(request)
     plan = await run_in_threadpool(_plan_create, store, body, upload_leases(request))
 
     def work(report: Report) -> None:

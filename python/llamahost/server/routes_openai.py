@@ -43,6 +43,7 @@ from llamahost.server.errors import (
     model_name,
     redact,
     status_for,
+    store_of,
     store_root_of,
 )
 from llamahost.server.openai_errors import (
@@ -66,7 +67,6 @@ from llamahost.server.routes_inference import (
     resolve_target,
 )
 from llamahost.server.security import BodyTooLarge, note_model
-from llamahost.store.model_store import ModelStore
 
 log = logging.getLogger("llamahost.server")
 
@@ -220,13 +220,6 @@ async def embeddings(request: Request) -> Response:
 # ---- models -------------------------------------------------------------------------------
 
 
-def _store(request: Request) -> ModelStore:
-    store = getattr(request.app.state, "store", None)
-    if not isinstance(store, ModelStore):
-        raise APIError(500, "the server has no model store")
-    return store
-
-
 def _card(name: str, created: float, namespace: str) -> ModelCard:
     return ModelCard(id=name, created=int(created), owned_by=namespace)
 
@@ -234,7 +227,7 @@ def _card(name: str, created: float, namespace: str) -> ModelCard:
 @openai_endpoint
 async def list_models(request: Request) -> Response:
     """``GET /v1/models``: the stored models, newest first."""
-    models, _problems = await anyio.to_thread.run_sync(_store(request).list)
+    models, _problems = await anyio.to_thread.run_sync(store_of(request).list)
     cards = [
         _card(m.name.display_shortest(), m.modified_at.timestamp(), m.name.namespace)
         for m in models
@@ -249,7 +242,7 @@ async def retrieve_model(request: Request) -> Response:
     note_model(request.scope, text)
     name = model_name(text)
     try:
-        resolved = await anyio.to_thread.run_sync(_store(request).resolve, name)
+        resolved = await anyio.to_thread.run_sync(store_of(request).resolve, name)
     except ModelNotFoundError:
         message = f'model "{text}" not found'
         raise OpenAIError(404, message, param="model", code="model_not_found") from None
