@@ -148,8 +148,7 @@ async def resolve_target(request: Request, text: str, options: dict[str, Any] | 
             shape.n_ctx_train,
         )
         num_ctx = shape.n_ctx_train
-    context = merged.context_params
-    context = type(context)(**{**_fields(context), "num_ctx": num_ctx})
+    context = dataclasses.replace(merged.context_params, num_ctx=num_ctx)
     scheduler = _scheduler(request)
     model = merged.model_params
     if model.use_mmap:  # mapping is the runner's default: one runner for True and unset
@@ -178,10 +177,6 @@ async def resolve_target(request: Request, text: str, options: dict[str, Any] | 
         details=resolved.details.to_dict(),
     )
     return Target(text=text, resolved=resolved, options=merged, load=load)
-
-
-def _fields(group: Any) -> dict[str, Any]:
-    return {name: getattr(group, name) for name in type(group).__dataclass_fields__}
 
 
 def _size(path: str) -> int:
@@ -394,7 +389,6 @@ async def generate(request: Request) -> Response:
             raise APIError(400, f'"{name}": image generation is not supported')
     _refuse_render_only(body.debug_render_only)
     target = await resolve_target(request, body.model, body.options)
-    _check_images(target, body.images)
     if not body.prompt and not body.images and not body.suffix:
         return await _load_or_unload(request, target, body.keep_alive, {"response": ""})
     events = generate_events(request, target, body)
@@ -406,8 +400,6 @@ async def chat(request: Request) -> Response:
     body = await parse_body(request, ChatRequest)
     _refuse_render_only(body.debug_render_only)
     target = await resolve_target(request, body.model, body.options)
-    for message in body.messages:
-        _check_images(target, message.images)
     if not body.messages:
         return await _load_or_unload(
             request, target, body.keep_alive, {"message": {"role": "assistant", "content": ""}}
@@ -420,9 +412,7 @@ async def embed(request: Request) -> Response:
     """``POST /api/embed``."""
     body = await parse_body(request, EmbedRequest)
     target = await resolve_target(request, body.model, body.options)
-    inputs = [body.input] if isinstance(body.input, str) else list(body.input)
-    inputs = [text for text in inputs if text] if isinstance(body.input, str) else inputs
-    if not inputs:  # as Ollama: load (or with keep_alive 0 unload), answer no vectors
+    if not body.input:  # "" or []: as Ollama, load (or with keep_alive 0 unload), no vectors
         await _load_or_unload(request, target, body.keep_alive, {})
         return JSONResponse({"model": body.model, "embeddings": []})
     return InferenceResponse(request, embed_events(request, target, body), stream=False)
