@@ -189,17 +189,14 @@ class RunnerProcess:
         label: str,
         *,
         on_exit: Callable[[RunnerProcess], None] | None = None,
-        executable: str = sys.executable,
     ) -> None:
         self.spec = spec
         self.label = label
         self.on_exit = on_exit
-        self.executable = executable
         self.progress = 0.0
         self.info = RunnerInfo({})
         self.pid: int | None = None
         self.returncode: int | None = None
-        self.started_at = time.monotonic()
         self._proc: asyncio.subprocess.Process | None = None
         self._socket_dir: str | None = None
         self._secret = secrets.token_urlsafe(32)
@@ -216,10 +213,6 @@ class RunnerProcess:
     def alive(self) -> bool:
         return self._proc is not None and not self._exited.done()
 
-    @property
-    def stopping(self) -> bool:
-        return self._stop_reason is not None
-
     def exit_message(self) -> str:
         """Why the runner is gone, in words for a client."""
         if self._stop_reason is not None:
@@ -229,9 +222,6 @@ class RunnerProcess:
         reason = self._health_error or _last_error_line(self._tail, fallback=False)
         return f"{message}: {reason}" if reason else message
 
-    def stderr_tail(self) -> list[str]:
-        return list(self._tail)
-
     # ---- start ------------------------------------------------------------------------
     async def start(self) -> None:
         """Spawn the runner and wait until its model is loaded (or it fails to load)."""
@@ -240,7 +230,7 @@ class RunnerProcess:
         env = {k: v for k, v in os.environ.items() if k not in WITHHELD_ENV}
         env[SECRET_ENV] = self._secret
         env.setdefault("PYTHONUNBUFFERED", "1")
-        argv = [self.executable, "-m", "llamahost.runner", *self.spec.argv(socket_path)]
+        argv = [sys.executable, "-m", "llamahost.runner", *self.spec.argv(socket_path)]
         log.debug("%s: starting runner: %s", self.label, " ".join(argv))
         try:
             self._proc = await asyncio.create_subprocess_exec(

@@ -447,10 +447,6 @@ class Scheduler:
             await asyncio.gather(*self._stopping_tasks, return_exceptions=True)
         self._notify()
 
-    @property
-    def closing(self) -> bool:
-        return self._closing
-
     # ---- reporting ------------------------------------------------------------------------
     def ps(self) -> list[dict[str, Any]]:
         """The loaded (and loading) models, as ``/api/ps`` lists them, most recent first."""

@@ -156,9 +156,9 @@ def split_host(value: str) -> str:
 class HostCheck:
     """403 unless the ``Host`` header names this machine (see the module docstring)."""
 
-    def __init__(self, app: ASGIApp, *, bind_host: str, extra_hosts: Sequence[str] = ()) -> None:
+    def __init__(self, app: ASGIApp, *, bind_host: str) -> None:
         self.app = app
-        names = {"localhost", bind_host.lower().strip("[]"), *(h.lower() for h in extra_hosts)}
+        names = {"localhost", bind_host.lower().strip("[]")}
         hostname = socket.gethostname().lower()
         if hostname:
             names |= {hostname, hostname.partition(".")[0], f"{hostname.partition('.')[0]}.local"}
