@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from llamahost.gguf_header import GGUFInfo, TensorInfo
 from llamahost.server import memory
 from llamahost.server.memory import MemoryEstimate, ModelShape, estimate_memory, human_bytes
@@ -123,7 +125,9 @@ def test_describe_and_human_bytes() -> None:
     assert text == "6 MiB (weights 1 MiB, KV cache 2 MiB, compute 3 MiB)"
 
 
-def test_available_memory_is_the_smaller_of_meminfo_and_the_cgroup(tmp_path: Path) -> None:
+def test_available_memory_is_the_smaller_of_meminfo_and_the_cgroup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     meminfo = tmp_path / "meminfo"
     meminfo.write_text("MemTotal: 100 kB\nMemAvailable:    2048 kB\n")
     assert memory._mem_available(meminfo) == 2048 * 1024
@@ -138,6 +142,16 @@ def test_available_memory_is_the_smaller_of_meminfo_and_the_cgroup(tmp_path: Pat
     assert memory._cgroup_room(tmp_path / "cg", membership) is None
     available = memory.available_memory()
     assert available is None or available > 0
+    for meminfo_bytes, cgroup_bytes, expected in [
+        (2000, 600, 600),
+        (500, 600, 500),
+        (2000, None, 2000),
+        (None, 600, 600),
+        (None, None, None),
+    ]:
+        monkeypatch.setattr(memory, "_mem_available", lambda v=meminfo_bytes: v)
+        monkeypatch.setattr(memory, "_cgroup_room", lambda v=cgroup_bytes: v)
+        assert memory.available_memory() == expected
 
 
 def test_the_server_side_never_imports_llama_cpp() -> None:

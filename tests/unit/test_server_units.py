@@ -136,6 +136,7 @@ def test_create_reads_from_and_files_under_ollamas_names() -> None:
         ("300ms", 0.3),
         ("0", 0.0),
         ("300", 300.0),
+        ("5", 5.0),  # digits alone are seconds
         (3600, 3600.0),
         (0.5, 0.5),
         (-1, math.inf),
@@ -147,11 +148,8 @@ def test_keep_alive_follows_ollamas_rules(value: Any, seconds: float | None) -> 
     assert schemas.parse_keep_alive(value) == seconds
 
 
-@pytest.mark.parametrize("value", ["soon", "5", "5x", "m", "", "1e9999h", True, [1], "9999999999h"])
+@pytest.mark.parametrize("value", ["soon", "5x", "m", "", "1e9999h", True, [1], "9999999999h"])
 def test_bad_keep_alive_values_are_refused(value: Any) -> None:
-    if value == "5":  # digits alone are seconds
-        assert schemas.parse_keep_alive(value) == 5.0
-        return
     with pytest.raises(ValueError, match=r"keep_alive|duration"):
         schemas.parse_keep_alive(value)
 
