@@ -50,6 +50,8 @@ logger = logging.getLogger("llamahost.server")
 WireT = TypeVar("WireT")
 STORE_PLACEHOLDER = "$LLAMAHOST_MODELS"
 _MAX_SHOWN = 120
+#: json.dumps with options builds an encoder on every call; this one is built once.
+_COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 class APIError(Exception):
@@ -68,8 +70,8 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
 
 
 def json_bytes(data: Any) -> bytes:
-    """Compact UTF-8 JSON, as the server writes its answers."""
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+    """Compact UTF-8 JSON, as the server writes its answers (one line per token)."""
+    return _COMPACT_JSON.encode(data).encode()
 
 
 def error_line(message: str) -> bytes:
