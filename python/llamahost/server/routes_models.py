@@ -400,9 +400,7 @@ def upload_leases(request: Request) -> UploadLeases:
     if leases is None:
         leases = UploadLeases(store_of(request).root)
         state.upload_leases = leases
-        closers = getattr(state, "closers", None)
-        if isinstance(closers, list):
-            closers.append(leases.close)
+        state.closers.append(leases.close)
     assert isinstance(leases, UploadLeases)
     return leases
 

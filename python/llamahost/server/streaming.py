@@ -48,10 +48,7 @@ JSON_MEDIA_TYPE = "application/json; charset=utf-8"
 
 def shutdown_event(request: Request) -> asyncio.Event:
     """Set when the server starts shutting down; streams end with an error line then."""
-    event = getattr(request.app.state, "shutdown_event", None)
-    if not isinstance(event, asyncio.Event):
-        event = asyncio.Event()
-        request.app.state.shutdown_event = event
+    event: asyncio.Event = request.app.state.shutdown_event
     return event
 
 
@@ -213,7 +210,7 @@ class OperationCancelled(Exception):
 Report = Callable[[Any], None]
 
 
-def thread_events(
+async def thread_events(
     work: Callable[[Report], None], *, name: str = "llamahost-worker"
 ) -> AsyncIterator[dict[str, Any]]:
     """Run ``work(report)`` in a daemon thread; yield what it reports, as dicts.
@@ -225,12 +222,6 @@ def thread_events(
     call raises OperationCancelled inside the thread, which ends the work; an exception
     ``work`` raises is raised by the iterator after the events before it.
     """
-    return _thread_events(work, name)
-
-
-async def _thread_events(
-    work: Callable[[Report], None], name: str
-) -> AsyncIterator[dict[str, Any]]:
     loop = asyncio.get_running_loop()
     wake = asyncio.Event()
     lock = threading.Lock()
