@@ -323,6 +323,12 @@ def test_runner_killed_mid_stream_errors_fast_and_next_request_reloads(
     assert again.done and again.response
 
 
+def busy_loaded(server: InferenceServer, name: str) -> bool:
+    """Whether `name` is loaded and serving a request."""
+    row = server.loaded().get(name, {})
+    return row.get("state") == "loaded" and bool(row["busy"])
+
+
 def test_runner_killed_under_a_whole_answer_is_a_500_logged_once(
     server: InferenceServer,
 ) -> None:
@@ -339,8 +345,7 @@ def test_runner_killed_under_a_whole_answer_is_a_500_logged_once(
     }
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         answer = pool.submit(httpx.post, f"{server.url}/api/generate", json=body, timeout=60)
-        row = lambda: server.loaded().get("smollm2:latest", {})  # noqa: E731
-        assert server.wait_until(lambda: row().get("state") == "loaded" and row()["busy"], 60)
+        assert server.wait_until(lambda: busy_loaded(server, "smollm2:latest"), 60)
         time.sleep(0.5)  # generating
         victim = server.runner_pid("smollm2")
         assert victim is not None
