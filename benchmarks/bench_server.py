@@ -11,7 +11,8 @@ Starts ``llamahost serve`` on a free loopback port with a temporary store holdin
   (tokens/s as the client sees them: tokens after the first over the time from the first to
   the last). Samples alternate between the two; the ratio is the median of adjacent pairs.
 - ``aggregate_4_vs_1``: total tokens/s of 4 concurrent 128-token streams divided by one
-  stream's (LLAMAHOST_NUM_PARALLEL=4: one runner, four slots, one decode per step).
+  stream's (LLAMAHOST_NUM_PARALLEL=4: one runner, four slots, one decode per step); the
+  prompts are ones whose greedy answer runs all 128 tokens.
 - ``ttft_cached_vs_cold``: time to first token of a ~1,000-token prompt whose first ~950
   tokens were sent before, divided by the same for a prompt never seen.
 - ``overhead_ms``: median round trip of a 1-token generate through the API minus the same
@@ -204,13 +205,21 @@ def main() -> None:
             )
             print(f"api_vs_inprocess_decode={statistics.median(ratios):.3f}")
 
+            # Prompts that run the whole 128 tokens (greedy, so it is known in advance): one
+            # that ends early would leave the others decoding alone and understate batching.
+            full = [
+                f"{STORY} ({i})"
+                for i in range(16)
+                if api_stream(client, {**body, "prompt": f"{STORY} ({i})"})[1] == N_PREDICT
+            ][:4]
+
             def streams(n: int) -> float:
                 counts: list[int] = []
 
-                def one(i: int) -> None:
-                    counts.append(api_stream(client, {**body, "prompt": f"{STORY} ({i})"})[1])
+                def one(prompt: str) -> None:
+                    counts.append(api_stream(client, {**body, "prompt": prompt})[1])
 
-                threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+                threads = [threading.Thread(target=one, args=(p,)) for p in full[:n]]
                 t0 = time.perf_counter()
                 for t in threads:
                     t.start()
