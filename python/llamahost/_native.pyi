@@ -19,7 +19,10 @@ __all__: list[str] = [
     "Sampler",
     "Vocab",
     "apply_builtin_template",
+    "backend_libraries",
+    "backend_load_failures",
     "builtin_templates",
+    "bundled_backend_dir",
     "context_default_params",
     "get_log_level",
     "ggml_types",
@@ -451,6 +454,21 @@ def apply_builtin_template(
     Format (role, content) messages with one of llama.cpp's built-in templates,
     chosen by name ("chatml", "llama3", ...) or detected from a Jinja template's text.
     Raises TemplateError if none matches.
+    """
+
+def backend_libraries() -> dict[str, str]:
+    """
+    Each registered ggml backend's name -> the shared library it was loaded from.
+    """
+
+def backend_load_failures() -> list[dict[str, str]]:
+    """
+    GPU backend libraries shipped in the package that are not in use, and why.
+    """
+
+def bundled_backend_dir() -> str:
+    """
+    The folder the backends were loaded from; empty when they are compiled in.
     """
 
 def builtin_templates() -> list[str]: ...

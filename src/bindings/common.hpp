@@ -49,6 +49,10 @@ inline py::str utf8_str(const char *data, size_t size) {
 }
 inline py::str utf8_str(const std::string &s) { return utf8_str(s.data(), s.size()); }
 
+// ---- backends shipped as loadable libraries (backends.cpp) --------------------------
+void load_bundled_backends();
+void register_backends(py::module_ &m);
+
 // ---- logging (logging.cpp) ---------------------------------------------------------
 void register_logging(py::module_ &m);
 

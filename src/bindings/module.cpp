@@ -3,9 +3,11 @@
 
 PYBIND11_MODULE(_native, m) {
     m.doc() = "Thin bindings over llama.cpp's C API (see llamahost for the Python engine).";
-    llama_backend_init();
     llamahost::register_errors(m);
-    llamahost::register_logging(m);
+    llamahost::register_logging(m);  // first: backend loading may log
+    llamahost::load_bundled_backends();
+    llama_backend_init();
+    llamahost::register_backends(m);
     llamahost::register_model(m);
     llamahost::register_context(m);
     llamahost::register_sampler(m);

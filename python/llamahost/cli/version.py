@@ -3,7 +3,9 @@
     llamahost version is 0.1.0
     llama.cpp commit 0c1e570 (version 0.5.0-dev, backends: CPU)
 
-The llama.cpp line describes the library the extension runs with: the one the pinned
+The llama.cpp line describes the library the extension runs with. A wheel carries its own
+llama.cpp and a ``llamahost/lib/llama_build.json`` written when it was built, naming the
+backend libraries it ships. Otherwise it is the one the pinned
 ``llama-cpp-python`` distribution installed in this environment. Its CMake package files
 (``<site-packages>/lib/cmake/{llama,ggml}/*-config.cmake``, which our build also reads) name
 the commit, the version and the backends compiled in, so printing them needs no import of
@@ -13,6 +15,7 @@ the extension is asked (``llamahost.system_info``).
 
 from __future__ import annotations
 
+import json
 import re
 from importlib import metadata
 from pathlib import Path
@@ -44,9 +47,38 @@ def _cmake_values(path: Path) -> dict[str, str]:
     return {name: value.strip() for name, value in _SET.findall(text)}
 
 
+def _backend_names(libraries: list[str]) -> list[str]:
+    """ggml library names ("ggml-cuda", "cpu-haswell", ...) -> backend names, each once."""
+    names: list[str] = []
+    for library in libraries:
+        kind = library.removeprefix("ggml-").split("-")[0]
+        name = _BACKEND_NAMES.get(kind, kind.upper())
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def bundled_llama_cpp_build() -> dict[str, object] | None:
+    """What a wheel's own llama.cpp was built as; None outside a wheel."""
+    path = Path(__file__).resolve().parents[1] / "lib" / "llama_build.json"
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    libraries = [item for item in str(info.get("backend_libraries", "")).split(";") if item]
+    return {
+        "llama_cpp_commit": info.get("llama_cpp_commit", "unknown"),
+        "llama_cpp_version": info.get("llama_cpp_version", "unknown"),
+        "backends": _backend_names(libraries),
+    }
+
+
 def llama_cpp_build() -> dict[str, object] | None:
-    """The installed llama.cpp's commit, version and backends, from its CMake files; None
-    when they cannot be found."""
+    """The installed llama.cpp's commit, version and backends, from a wheel's build record or
+    llama-cpp-python's CMake files; None when neither can be found."""
+    bundled = bundled_llama_cpp_build()
+    if bundled is not None:
+        return bundled
     try:
         distribution = metadata.distribution(LLAMA_CPP_DISTRIBUTION)
     except metadata.PackageNotFoundError:
@@ -56,14 +88,10 @@ def llama_cpp_build() -> dict[str, object] | None:
     if "LLAMA_BUILD_COMMIT" not in llama:
         return None
     libraries = [item for item in ggml.get("GGML_AVAILABLE_BACKENDS", "").split(";") if item]
-    backends = [
-        _BACKEND_NAMES.get(kind, kind.upper())
-        for kind in (library.removeprefix("ggml-") for library in libraries)
-    ]
     return {
         "llama_cpp_commit": llama["LLAMA_BUILD_COMMIT"],
         "llama_cpp_version": llama.get("LLAMA_VERSION", "unknown"),
-        "backends": backends,
+        "backends": _backend_names(libraries),
     }
 
 
