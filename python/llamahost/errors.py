@@ -60,6 +60,16 @@ class ModelLoadError(LlamahostError):
     """llama.cpp could not load a model; the message carries its reason and the file."""
 
 
+class InsufficientMemoryError(ModelLoadError):
+    """A model does not fit in the memory the machine has (its GPUs' and its own), found
+    before loading; ``needed`` and ``available`` are bytes."""
+
+    def __init__(self, message: str, *, needed: int, available: int) -> None:
+        super().__init__(message)
+        self.needed = needed
+        self.available = available
+
+
 class ShardError(ModelLoadError):
     """A split GGUF model is missing shards, or its shards do not belong together."""
 
@@ -246,6 +256,7 @@ __all__ = [
     "DigestMismatchError",
     "GGUFError",
     "GrammarError",
+    "InsufficientMemoryError",
     "InvalidBatchError",
     "InvalidDigestError",
     "InvalidNameError",

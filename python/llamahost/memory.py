@@ -48,7 +48,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llamahost.errors import LlamahostError
 from llamahost.gguf_header import GGUFInfo, read_gguf
 
 #: KV cache element types: (elements per block, bytes per block), as ggml lays them out.
@@ -70,15 +69,6 @@ SWA_PATTERNS: dict[str, int] = {"gemma2": 2, "gemma3": 6, "gemma3n": 5, "cohere2
 
 KV_PADDING = 256  # llama.cpp pads the number of KV cells to this
 MAX_UBATCH = 512  # the runner's micro-batch: min(num_batch, 512)
-
-
-class InsufficientMemoryError(LlamahostError):
-    """A model does not fit in the memory the machine has, even with every other unloaded."""
-
-    def __init__(self, message: str, *, needed: int, available: int) -> None:
-        super().__init__(message)
-        self.needed = needed
-        self.available = available
 
 
 @dataclass(frozen=True)
@@ -149,6 +139,9 @@ class ModelShape:
     sliding_window: int  # 0: none
     swa_layers: tuple[bool, ...]  # per layer: uses the sliding window
     weights: int  # bytes of all tensors
+    layer_weights: tuple[int, ...] = ()  # bytes of each repeating layer's tensors (blk.N.*)
+    output_weights: int = 0  # bytes the output layer puts on a GPU (see _output_weights)
+    output_copied: int = 0  # of those, bytes copied from token_embd (which stays on the CPU)
 
     @classmethod
     def of(cls, infos: Sequence[GGUFInfo]) -> ModelShape:
@@ -191,7 +184,36 @@ class ModelShape:
             sliding_window=window,
             swa_layers=swa_layers,
             weights=sum(t.size for info in infos for t in info.tensors),
+            layer_weights=_layer_weights(infos, n_layer),
+            output_weights=_output_weights(infos),
+            output_copied=_output_copied(infos),
         )
+
+
+def _layer_weights(infos: Sequence[GGUFInfo], n_layer: int) -> tuple[int, ...]:
+    sizes = [0] * n_layer
+    for info in infos:
+        for tensor in info.tensors:
+            if tensor.name.startswith("blk."):
+                index = tensor.name.split(".", 2)[1]
+                if index.isdigit() and int(index) < n_layer:
+                    sizes[int(index)] += tensor.size
+    return tuple(sizes)
+
+
+def _output_weights(infos: Sequence[GGUFInfo]) -> int:
+    """The output layer's tensors (``output_norm``, ``output``). A model whose output shares
+    the token embedding (no ``output.weight``) gets a copy of ``token_embd`` on the GPU that
+    holds the output layer: the input copy stays on the CPU (llama.cpp's TENSOR_DUPLICATED)."""
+    sizes = {t.name: t.size for info in infos for t in info.tensors}
+    output = sizes.get("output.weight", sizes.get("token_embd.weight", 0))
+    norms = sum(v for k, v in sizes.items() if k.startswith("output") and k != "output.weight")
+    return output + norms
+
+
+def _output_copied(infos: Sequence[GGUFInfo]) -> int:
+    sizes = {t.name: t.size for info in infos for t in info.tensors}
+    return 0 if "output.weight" in sizes else sizes.get("token_embd.weight", 0)
 
 
 def _int(value: Any, default: int) -> int:
@@ -235,6 +257,29 @@ def kv_bytes(elements: int, kv_cache_type: str) -> int:
     return -(-elements // per_block) * block_bytes
 
 
+def kv_per_layer(
+    shape: ModelShape,
+    *,
+    num_ctx: int,
+    parallel: int,
+    num_batch: int,
+    kv_cache_type: str = "f16",
+    swa_full: bool = True,
+) -> list[int]:
+    """Bytes of KV cache of each layer (it lives on the device of its layer)."""
+    cells = _pad(max(1, num_ctx) * max(1, parallel), KV_PADDING)
+    ubatch = max(1, min(num_batch, MAX_UBATCH))
+    swa_cells = cells
+    if shape.sliding_window > 0 and not swa_full:
+        swa_cells = min(cells, _pad(shape.sliding_window * max(1, parallel) + ubatch, KV_PADDING))
+    sizes = []
+    for il in range(shape.n_layer):
+        layer_cells = swa_cells if shape.swa_layers[il] else cells
+        per_cell = shape.n_head_kv[il] * (shape.key_length + shape.value_length)
+        sizes.append(kv_bytes(layer_cells * per_cell, kv_cache_type))
+    return sizes
+
+
 def estimate_memory(
     shape: ModelShape,
     *,
@@ -247,16 +292,17 @@ def estimate_memory(
     swa_full: bool = True,
 ) -> MemoryEstimate:
     """What a runner with these settings allocates (see the module docstring)."""
-    cells = _pad(max(1, num_ctx) * max(1, parallel), KV_PADDING)
     ubatch = max(1, min(num_batch, MAX_UBATCH))
-    swa_cells = cells
-    if shape.sliding_window > 0 and not swa_full:
-        swa_cells = min(cells, _pad(shape.sliding_window * max(1, parallel) + ubatch, KV_PADDING))
-    kv = 0
-    for il in range(shape.n_layer):
-        layer_cells = swa_cells if shape.swa_layers[il] else cells
-        per_cell = shape.n_head_kv[il] * (shape.key_length + shape.value_length)
-        kv += kv_bytes(layer_cells * per_cell, kv_cache_type)
+    kv = sum(
+        kv_per_layer(
+            shape,
+            num_ctx=num_ctx,
+            parallel=parallel,
+            num_batch=num_batch,
+            kv_cache_type=kv_cache_type,
+            swa_full=swa_full,
+        )
+    )
     n_head = max(shape.n_head, default=0)
     slot_cells = _pad(max(1, num_ctx), KV_PADDING)  # each slot attends over its own stream
     attention = 1 + 4 * shape.n_embd + slot_cells * (1 if flash_attn else 1 + n_head)

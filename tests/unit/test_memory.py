@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from llamahost import memory
 from llamahost.gguf_header import GGUFInfo, TensorInfo
-from llamahost.server import memory
-from llamahost.server.memory import MemoryEstimate, ModelShape, estimate_memory, human_bytes
+from llamahost.memory import MemoryEstimate, ModelShape, estimate_memory, human_bytes
 
 MiB = 1 << 20
 
@@ -157,7 +157,7 @@ def test_available_memory_is_the_smaller_of_meminfo_and_the_cgroup(
 def test_the_server_side_never_imports_llama_cpp() -> None:
     code = (
         "import sys, llamahost.server.app as app, llamahost.server.routes_inference, "
-        "llamahost.server.scheduler, llamahost.server.memory\n"
+        "llamahost.server.scheduler, llamahost.memory\n"
         "app.create_app(app.ServerConfig())\n"
         "print('llamahost._native' in sys.modules)"
     )

@@ -29,7 +29,7 @@ from llamahost.chat.output_parser import ChatOutputParser
 from llamahost.engine.chat_prompt import ChatFormatter, normalize_messages
 from llamahost.engine.embedding import Embedder
 from llamahost.engine.logprobs import MAX_TOP_LOGPROBS
-from llamahost.engine.options import ModelParams, Options
+from llamahost.engine.options import ContextParams, ModelParams, Options
 from llamahost.engine.responses import (
     ChatChunk,
     ChatResponse,
@@ -44,6 +44,8 @@ from llamahost.engine.session_pool import Executor, SessionPool
 from llamahost.engine.structured import Format, grammar_for
 from llamahost.errors import GGUFError, LlamahostError, ModelLoadError, OptionError
 from llamahost.gguf import PathLike, model_paths
+from llamahost.memory import model_shape
+from llamahost.offload import OffloadPlan, auto_offload
 from llamahost.system import cpu_has_amx
 
 ProgressCallback = Callable[[float], bool | None]
@@ -107,7 +109,13 @@ class Model:
         except GGUFError as e:
             raise ModelLoadError(f"cannot load model: {e}") from e
         t0 = time.perf_counter_ns()
-        native = load_native(paths, opts.model_params, progress)
+        native = load_native(
+            paths,
+            opts.model_params,
+            progress,
+            context=opts.context_params,
+            adapter_bytes=sum(os.path.getsize(a) for a in adapters),
+        )
         loaded_adapters = [_native.Adapter.load(native, os.fspath(a)) for a in adapters]
         return cls(
             native,
@@ -582,14 +590,26 @@ def load_native(
     progress: ProgressCallback | None = None,
     *,
     tensor_split: Sequence[float] = (),
+    context: ContextParams | None = None,
+    parallel: int = 1,
+    adapter_bytes: int = 0,
 ) -> _native.Model:
     """Load weights with `params` (`tensor_split`: each GPU's share). Repacked CPU layouts
     are on unless asked otherwise, except on CPUs with AMX: ggml's AMX matmul crashes there
-    (llama.cpp issue 20824)."""
+    (llama.cpp issue 20824).
+
+    With ``num_gpu`` not given (-1), the layers to offload are chosen from the GPUs' free
+    memory and the estimate for `context` x `parallel` (:mod:`llamahost.offload`); a model
+    that fits nowhere raises InsufficientMemoryError before anything loads."""
     repack = params.repack if params.repack is not None else not cpu_has_amx()
+    n_gpu_layers = params.num_gpu
+    if n_gpu_layers < 0 and not params.vocab_only:
+        plan = _auto_offload(paths, context or ContextParams(), parallel, adapter_bytes)
+        n_gpu_layers = plan.num_gpu
+        tensor_split = tensor_split or plan.tensor_split
     return _native.Model.load(
         list(paths),
-        n_gpu_layers=params.num_gpu,
+        n_gpu_layers=n_gpu_layers,
         main_gpu=params.main_gpu,
         use_mmap=params.use_mmap,
         use_mlock=params.use_mlock,
@@ -597,4 +617,25 @@ def load_native(
         tensor_split=list(tensor_split),
         use_extra_bufts=repack,
         progress_callback=progress,
+    )
+
+
+def _auto_offload(
+    paths: Sequence[str], context: ContextParams, parallel: int, adapter_bytes: int
+) -> OffloadPlan:
+    try:
+        shape = model_shape(paths)
+    except GGUFError as e:
+        raise ModelLoadError(f"cannot load model: {e}") from e
+    num_ctx = context.num_ctx or shape.n_ctx_train
+    if shape.n_ctx_train:
+        num_ctx = min(num_ctx, shape.n_ctx_train)
+    return auto_offload(
+        shape,
+        num_ctx=num_ctx,
+        parallel=parallel,
+        num_batch=context.num_batch,
+        kv_cache_type=context.kv_cache_type,
+        flash_attn=context.flash_attn,
+        adapter_bytes=adapter_bytes,
     )

@@ -7,6 +7,7 @@ while a thread loads them, then "ok", or "error" with llama.cpp's reason.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 import time
@@ -24,6 +25,7 @@ _BUFFER_LINE = re.compile(
     r"(?P<device>[\w.-]+)(?:_\w+)?\s+(?P<kind>model|KV|compute|output|RS)\s+buffer size\s*=\s*"
     r"(?P<mib>[\d.]+)\s*MiB"
 )
+_OFFLOAD_LINE = re.compile(r"offloaded (\d+)/(\d+) layers to GPU")
 _KIND = {"model": "weights", "KV": "kv", "RS": "kv", "compute": "compute", "output": "compute"}
 #: Chat templates kept compiled (one Model wrapper per template, system and history).
 MAX_TEMPLATE_VARIANTS = 16
@@ -41,14 +43,20 @@ class LaunchConfig:
 
 
 class MemoryLog(logging.Handler):
-    """Collects llama.cpp's "... buffer size = N MiB" lines while the model loads."""
+    """Collects llama.cpp's "... buffer size = N MiB" lines and its "offloaded 24/25 layers
+    to GPU" line while the model loads."""
 
     def __init__(self) -> None:
         super().__init__(level=logging.DEBUG)
         self.bytes: dict[str, dict[str, int]] = {}  # device -> kind -> bytes
+        self.offloaded: tuple[int, int] | None = None  # (layers on GPUs, layers)
 
     def emit(self, record: logging.LogRecord) -> None:
-        match = _BUFFER_LINE.search(record.getMessage())
+        message = record.getMessage()
+        if (offload := _OFFLOAD_LINE.search(message)) is not None:
+            self.offloaded = (int(offload[1]), int(offload[2]))
+            return
+        match = _BUFFER_LINE.search(message)
         if match is None:
             return
         device = match["device"].split("_")[0]
@@ -61,7 +69,10 @@ class MemoryLog(logging.Handler):
         for per_device in self.bytes.values():
             for kind, value in per_device.items():
                 total[kind] += value
-        return {**total, "devices": self.bytes}
+        totals: dict[str, Any] = {**total, "devices": self.bytes}
+        if self.offloaded is not None:
+            totals["gpu_layers"], totals["layers"] = self.offloaded
+        return totals
 
 
 class _WarningsUpward(logging.Handler):
@@ -136,7 +147,13 @@ class RunnerState:
             paths = model_paths(self.config.model_paths)
             self.metadata = read_gguf(paths[0], max_array_length=0).metadata
             native = load_native(
-                paths, options.model_params, on_progress, tensor_split=self.config.tensor_split
+                paths,
+                options.model_params,
+                on_progress,
+                tensor_split=self.config.tensor_split,
+                context=options.context_params,
+                parallel=self.config.parallel,
+                adapter_bytes=sum(os.path.getsize(a) for a in self.config.adapters),
             )
             adapters = [_native.Adapter.load(native, path) for path in self.config.adapters]
             engine = BatchEngine(

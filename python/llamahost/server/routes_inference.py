@@ -43,7 +43,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from llamahost.engine.options import OPTION_KINDS, Options
-from llamahost.errors import GGUFError, ModelNotFoundError, OptionError
+from llamahost.errors import (
+    GGUFError,
+    InsufficientMemoryError,
+    ModelNotFoundError,
+    OptionError,
+)
+from llamahost.memory import estimate_memory, model_shape
 from llamahost.server.errors import (
     APIError,
     exception_message,
@@ -52,7 +58,6 @@ from llamahost.server.errors import (
     parse_body,
     store_of,
 )
-from llamahost.server.memory import InsufficientMemoryError, estimate_memory, model_shape
 from llamahost.server.runner_process import RunnerError, RunnerExitedError, RunnerSpec
 from llamahost.server.scheduler import (
     LoadRequest,

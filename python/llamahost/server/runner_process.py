@@ -132,24 +132,48 @@ class RunnerInfo:
 
     @property
     def memory(self) -> dict[str, int]:
+        """Bytes of ``weights``, ``kv`` and ``compute``, all devices together."""
         memory = self.raw.get("memory")
         if not isinstance(memory, dict):
             return {}
-        return {k: int(v) for k, v in memory.items() if isinstance(v, (int, float))}
+        return {
+            k: int(v)
+            for k, v in memory.items()
+            if k in ("weights", "kv", "compute") and isinstance(v, (int, float))
+        }
+
+    @property
+    def gpu_layers(self) -> tuple[int, int] | None:
+        """(layers offloaded to GPUs, layers), from llama.cpp's "offloaded 24/25 layers to
+        GPU" line; None where it logged none (a build without GPU support)."""
+        memory = self.raw.get("memory")
+        if not isinstance(memory, dict) or "layers" not in memory:
+            return None
+        return int(memory.get("gpu_layers", 0)), int(memory["layers"])
+
+    @property
+    def memory_devices(self) -> dict[str, dict[str, int]]:
+        """Bytes of weights / KV cache / compute buffers per device (``CPU``, ``Vulkan0``,
+        ``CUDA_Host``, ...), as llama.cpp's load log reported them."""
+        memory = self.raw.get("memory")
+        devices = memory.get("devices") if isinstance(memory, dict) else None
+        if not isinstance(devices, dict):
+            return {}
+        return {
+            str(name): {k: int(v) for k, v in kinds.items() if isinstance(v, (int, float))}
+            for name, kinds in devices.items()
+            if isinstance(kinds, dict)
+        }
 
     @property
     def size_vram(self) -> int:
         """Bytes on GPUs: the runner's per-device buffers (``memory.devices``) whose device
         is a GPU (``CUDA0``, ``ROCm1``, ``Vulkan0``, ``Metal``; not ``CPU`` or a GPU
         backend's pinned host memory, which llama.cpp names without a number)."""
-        devices = self.raw.get("memory", {}).get("devices") if self.raw.get("memory") else None
-        if not isinstance(devices, dict):
-            return 0
         total = 0
-        for name, kinds in devices.items():
-            gpu = name == "Metal" or (name != "CPU" and name[-1:].isdigit())
-            if gpu and isinstance(kinds, dict):
-                total += sum(int(v) for v in kinds.values() if isinstance(v, (int, float)))
+        for name, kinds in self.memory_devices.items():
+            if name == "Metal" or (name != "CPU" and name[-1:].isdigit()):
+                total += sum(kinds.values())
         return total
 
 

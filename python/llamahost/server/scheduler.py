@@ -23,7 +23,7 @@ Rules (Ollama's, with the differences noted):
   does not fit, or ``max_loaded_models`` runners are loaded, idle runners are stopped,
   least recently used first; when none is idle, the load waits until one is. A model that
   cannot fit even with every other model unloaded fails at once with the numbers
-  (:class:`~.memory.InsufficientMemoryError`).
+  (:class:`~llamahost.errors.InsufficientMemoryError`).
 - **Reload**: a request for the same weights with other load-time options replaces the
   loaded runner once that one is idle.
 - **keep_alive**: each request sets how long its runner stays loaded once idle (0: stop it
@@ -47,9 +47,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from llamahost.errors import LlamahostError
-from llamahost.server.memory import (
-    InsufficientMemoryError,
+from llamahost.errors import InsufficientMemoryError, LlamahostError
+from llamahost.memory import (
     MemoryEstimate,
     available_memory,
     gpu_may_be_present,
@@ -476,6 +475,9 @@ class Scheduler:
                     "size_vram": info.size_vram,
                     "context_length": info.n_ctx or record.spec.context.num_ctx,
                     "memory": memory,
+                    "memory_devices": info.memory_devices or None,
+                    "gpu_layers": info.gpu_layers[0] if info.gpu_layers else None,
+                    "layers": info.gpu_layers[1] if info.gpu_layers else None,
                     "parallel": record.spec.parallel,
                     "state": "loaded" if loaded else "loading",
                     "progress": 1.0 if loaded else record.process.progress,

@@ -685,6 +685,12 @@ class ProcessModel(WireModel):
     """The context length it was loaded with (per request slot)."""
     memory: dict[str, int] | None = None
     """llamahost's addition: ``weights``, ``kv`` and ``compute`` bytes."""
+    memory_devices: dict[str, dict[str, int]] | None = None
+    """llamahost's addition: the same per device (``CPU``, ``Vulkan0``, ``CUDA0``, ...)."""
+    gpu_layers: int | None = None
+    """llamahost's addition: layers offloaded to GPUs (of ``layers``)."""
+    layers: int | None = None
+    """llamahost's addition: the model's layers, the output layer included."""
 
 
 class ProcessResponse(WireModel):

@@ -1,0 +1,231 @@
+"""How many layers go to the GPUs, chosen before a model loads when ``num_gpu`` is not given.
+
+As Ollama does it: the model's layer sizes come from its GGUF headers
+(:mod:`llamahost.memory`), each layer brings its KV cache, and each GPU that takes layers
+also holds a compute buffer and keeps a headroom free. llama.cpp offloads the *last*
+``num_gpu`` of the ``n_layer + 1`` layers (the extra one is the output layer, the last: it
+is the first to go), so the plan is the largest count whose layers, with the compute
+buffer, fit in the GPUs' free memory; with several GPUs the layers are split in proportion to what each has
+free (``tensor_split``). What stays on the CPU (the token embedding, the other layers,
+their KV cache, a compute buffer) must fit in the memory the machine has available, or
+loading fails before it starts, with the numbers.
+
+Headroom per GPU: 256 MiB (drivers and fragmentation; Ollama keeps 457 MiB on CUDA) plus
+``LLAMAHOST_GPU_OVERHEAD`` bytes, Ollama's ``OLLAMA_GPU_OVERHEAD``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from llamahost.errors import InsufficientMemoryError
+from llamahost.memory import (
+    MemoryEstimate,
+    ModelShape,
+    available_memory,
+    estimate_memory,
+    human_bytes,
+    kv_per_layer,
+)
+
+log = logging.getLogger("llamahost.offload")
+
+GPU_HEADROOM = 256 << 20
+GPU_OVERHEAD_VARIABLE = "LLAMAHOST_GPU_OVERHEAD"
+
+
+@dataclass(frozen=True)
+class GpuDevice:
+    """A GPU as llama.cpp's device list reports it."""
+
+    name: str  # "Vulkan0", "CUDA0"
+    description: str
+    free: int
+    total: int
+
+    @classmethod
+    def from_info(cls, device: dict[str, Any]) -> GpuDevice:
+        return cls(
+            name=str(device["name"]),
+            description=str(device.get("description", "")),
+            free=int(device.get("memory_free", 0)),
+            total=int(device.get("memory_total", 0)),
+        )
+
+
+def gpu_devices() -> list[GpuDevice]:
+    """The GPUs llama.cpp sees now, with their free memory."""
+    from llamahost import _native
+
+    return [
+        GpuDevice.from_info(d)
+        for d in _native.system_info()["devices"]
+        if d.get("type") in ("gpu", "igpu")
+    ]
+
+
+def gpu_overhead() -> int:
+    """Bytes to leave free on each GPU beyond the headroom (``LLAMAHOST_GPU_OVERHEAD``)."""
+    text = os.environ.get(GPU_OVERHEAD_VARIABLE, "").strip()
+    if not text:
+        return 0
+    if not text.isdigit():
+        from llamahost.errors import OptionError
+
+        raise OptionError(
+            f"{GPU_OVERHEAD_VARIABLE} must be a number of bytes, got {text!r}",
+            option=GPU_OVERHEAD_VARIABLE,
+        )
+    return int(text)
+
+
+@dataclass(frozen=True)
+class OffloadPlan:
+    """Where a model's layers go, and what each device needs for them."""
+
+    num_gpu: int  # layers offloaded (llama.cpp's n_gpu_layers)
+    total_layers: int  # n_layer + 1 (the output layer)
+    tensor_split: tuple[float, ...]  # each GPU's share, in device order ((): one GPU or none)
+    cpu: MemoryEstimate  # what stays on the CPU
+    gpus: dict[str, MemoryEstimate] = field(default_factory=dict)  # per GPU that takes layers
+    free: dict[str, int] = field(default_factory=dict)  # each GPU's free bytes, before loading
+
+    def describe(self) -> str:
+        """``offloading 25/31 layers to Vulkan0 (1.1 GiB of 2.0 GiB free: ...); CPU: ...``"""
+        if not self.free:
+            where = "no GPU: every layer on the CPU"
+        elif not self.gpus:
+            free = ", ".join(f"{n} {human_bytes(b)}" for n, b in self.free.items())
+            where = f"no layer fits on a GPU ({free} free)"
+        else:
+            parts = [
+                f"{name} {estimate.describe()} of {human_bytes(self.free.get(name, 0))} free"
+                for name, estimate in self.gpus.items()
+            ]
+            where = (
+                f"offloading {self.num_gpu}/{self.total_layers} layers to {', '.join(self.gpus)}"
+                f" ({'; '.join(parts)})"
+            )
+        return f"{where}; CPU {self.cpu.describe()}"
+
+
+def plan_offload(
+    shape: ModelShape,
+    devices: Sequence[GpuDevice],
+    *,
+    num_ctx: int,
+    parallel: int,
+    num_batch: int,
+    kv_cache_type: str = "f16",
+    flash_attn: bool | None = None,
+    adapter_bytes: int = 0,
+    cpu_available: int | None = None,
+    overhead: int = 0,
+) -> OffloadPlan:
+    """The most layers that fit on `devices`, the rest on the CPU (see the module docstring).
+    Raises InsufficientMemoryError, with the numbers, when the CPU's part does not fit in
+    `cpu_available` bytes (None: not checked)."""
+    whole = estimate_memory(
+        shape,
+        num_ctx=num_ctx,
+        parallel=parallel,
+        num_batch=num_batch,
+        kv_cache_type=kv_cache_type,
+        flash_attn=flash_attn,
+        adapter_bytes=adapter_bytes,
+    )
+    kv = kv_per_layer(
+        shape, num_ctx=num_ctx, parallel=parallel, num_batch=num_batch, kv_cache_type=kv_cache_type
+    )
+    n_layer = shape.n_layer
+    layers = list(shape.layer_weights) or [0] * n_layer
+    # Layer i's cost on a GPU; index n_layer is the output layer.
+    cost = [layers[i] + kv[i] for i in range(n_layer)] + [shape.output_weights]
+    room = {d.name: max(0, d.free - GPU_HEADROOM - overhead - whole.compute) for d in devices}
+    capacity = sum(room.values())
+    count = 0
+    used = 0
+    while count < n_layer + 1 and used + cost[n_layer - count] <= capacity:
+        used += cost[n_layer - count]
+        count += 1
+    offloaded = range(n_layer + 1 - count, n_layer + 1)
+    gpu_weights = sum(layers[i] if i < n_layer else shape.output_weights for i in offloaded)
+    gpu_kv = sum(kv[i] for i in offloaded if i < n_layer)
+    takers = [d for d in devices if room[d.name] > 0] if count else []
+    gpus: dict[str, MemoryEstimate] = {}
+    for device in takers:
+        share = room[device.name] / capacity
+        gpus[device.name] = MemoryEstimate(
+            weights=round(gpu_weights * share), kv=round(gpu_kv * share), compute=whole.compute
+        )
+    # an output layer tied to the token embedding is a copy: the CPU keeps the original
+    copied = shape.output_copied if count else 0
+    cpu = MemoryEstimate(
+        weights=whole.weights - gpu_weights + copied,
+        kv=whole.kv - gpu_kv,
+        compute=whole.compute if count == 0 else cpu_compute(shape, num_batch, parallel),
+    )
+    plan = OffloadPlan(
+        num_gpu=count,
+        total_layers=n_layer + 1,
+        tensor_split=tuple(room[d.name] / capacity for d in devices) if len(takers) > 1 else (),
+        gpus=gpus,
+        cpu=cpu,
+        free={d.name: d.free for d in devices},
+    )
+    if cpu_available is not None and cpu.total > cpu_available:
+        raise InsufficientMemoryError(
+            f"the model does not fit: {plan.describe()}, but only {human_bytes(cpu_available)} "
+            "of memory is available; use a smaller num_ctx or kv_cache_type, or free memory",
+            needed=cpu.total,
+            available=cpu_available,
+        )
+    return plan
+
+
+def cpu_compute(shape: ModelShape, num_batch: int, parallel: int) -> int:
+    """The CPU's compute buffer when the GPUs take layers: the input embeddings of a ubatch
+    and the logits llama.cpp copies back (calibrated against lavapipe; see tests/gpu)."""
+    ubatch = max(1, min(num_batch, 512))
+    return 4 * ubatch * shape.n_embd + 4 * shape.n_vocab * max(1, parallel)
+
+
+def auto_offload(
+    shape: ModelShape,
+    *,
+    num_ctx: int,
+    parallel: int,
+    num_batch: int,
+    kv_cache_type: str,
+    flash_attn: bool | None,
+    adapter_bytes: int = 0,
+) -> OffloadPlan:
+    """The plan for this machine's GPUs and memory now, logged."""
+    plan = plan_offload(
+        shape,
+        gpu_devices(),
+        num_ctx=num_ctx,
+        parallel=parallel,
+        num_batch=num_batch,
+        kv_cache_type=kv_cache_type,
+        flash_attn=flash_attn,
+        adapter_bytes=adapter_bytes,
+        cpu_available=available_memory(),
+        overhead=gpu_overhead(),
+    )
+    log.info("%s", plan.describe())
+    return plan
+
+
+__all__ = [
+    "GPU_HEADROOM",
+    "GpuDevice",
+    "OffloadPlan",
+    "auto_offload",
+    "gpu_devices",
+    "plan_offload",
+]
