@@ -3,12 +3,16 @@
 #
 #   docker-registry   the CNCF distribution registry (OCI distribution v2) that
 #                     tests/integration/registry_fixtures.py starts on loopback
+#   mesa-vulkan-drivers, libvulkan-dev, glslc, spirv-headers
+#                     Mesa's lavapipe (a Vulkan device that runs on the CPU) and what
+#                     scripts/build_wheel.py --backend vulkan compiles against: the
+#                     Vulkan wheel's offload tests (tests/gpu) run on it
 #
 # Idempotent: a package that is already installed is left alone. Runs apt-get
 # non-interactively, as root directly or through sudo when run as another user.
 set -eu
 
-PACKAGES="docker-registry"
+PACKAGES="docker-registry mesa-vulkan-drivers libvulkan-dev glslc spirv-headers"
 
 if [ "$(id -u)" -eq 0 ]; then
     SUDO=""

@@ -416,7 +416,16 @@ def test_system_info_and_logging(caplog: pytest.LogCaptureFixture) -> None:
     assert info["llama_cpp_commit"]
     assert "CPU" in info["backends"]
     assert info["devices"] and info["devices"][0]["memory_total"] > 0
-    assert info["llama_cpp_python_version"] == "0.3.36"
+    cpu_library = Path(info["backend_libraries"]["CPU"])
+    assert cpu_library.is_file()
+    if _native.bundled_backend_dir():  # a wheel: its own llama.cpp, best CPU variant loaded
+        assert cpu_library.parent == Path(_native.bundled_backend_dir())
+        assert info["cpu_variant"] and cpu_library.name == f"libggml-cpu-{info['cpu_variant']}.so"
+        assert info["llama_cpp_python_version"] is None
+    else:  # linked against the pinned llama-cpp-python, CPU backend compiled in
+        assert info["cpu_variant"] is None
+        assert info["llama_cpp_python_version"] == "0.3.36"
+    assert info["backend_load_failures"] == []
     with caplog.at_level("WARNING", logger="llamahost.llama_cpp"):
         _native._log_test_message(3, "first half ")
         _native._log_test_message(5, "second half\n")

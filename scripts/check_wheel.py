@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""Install a built wheel the way a user would, and test it.
+
+    python scripts/check_wheel.py dist/llamahost-0.1.0-*.whl
+    python scripts/check_wheel.py dist/llamahost_vulkan-*.whl --gpu   # the offload tests too
+
+Into a fresh virtual environment, with no compiler on PATH: ``pip install`` the wheel
+(timed), check that llama-cpp-python did not come with it and that the extension loads the
+wheel's own llama.cpp, run the quick start (``examples/quickstart.py``) and the engine tests
+(``tests/unit`` and ``tests/native``; with ``--gpu`` also ``tests/gpu``, which then must
+find a GPU device).
+Prints one ``key=value`` line per fact, for the README and the CI log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import venv
+from pathlib import Path
+
+import tomllib
+
+REPO = Path(__file__).resolve().parents[1]
+COMPILERS = ("cc", "gcc", "g++", "c++", "clang", "clang++", "nvcc")
+CHECK_EXTENSION = r"""
+import json, pathlib, sys, llamahost
+from importlib import metadata
+info = llamahost.system_info()
+maps = pathlib.Path("/proc/self/maps").read_text()
+libllama = sorted({line.split()[-1] for line in maps.splitlines() if "libllama.so" in line})
+try:
+    metadata.distribution("llama-cpp-python")
+    llama_cpp_python = True
+except metadata.PackageNotFoundError:
+    llama_cpp_python = False
+print(json.dumps({
+    "package": llamahost.__file__,
+    "libllama": libllama,
+    "llama_cpp_python_installed": llama_cpp_python,
+    "cpu_variant": info["cpu_variant"],
+    "backends": info["backend_libraries"],
+    "backend_load_failures": info["backend_load_failures"],
+    "devices": [(d["name"], d["type"], d["memory_total"]) for d in info["devices"]],
+}))
+"""
+
+
+def say(key: str, value: object) -> None:
+    print(f"{key}={value}", flush=True)
+
+
+def test_requirements() -> list[str]:
+    """The project's test extra, without llama-cpp-python (the wheel must not need it)."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    return [r for r in project["optional-dependencies"]["test"] if "llama-cpp-python" not in r]
+
+
+def compiler_free_path(env_dir: Path, tools: Path) -> str:
+    """PATH of the venv's bin and a folder with only the tools the tests call (none of them
+    a compiler)."""
+    tools.mkdir(parents=True, exist_ok=True)
+    for tool in ("sh", "bash", "env", "uname", "ldd"):
+        found = shutil.which(tool)
+        if found and not (tools / tool).exists():
+            (tools / tool).symlink_to(found)
+    return f"{env_dir / 'bin'}{os.pathsep}{tools}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("wheel", type=Path)
+    parser.add_argument("--gpu", action="store_true", help="also run tests/gpu, requiring a GPU")
+    parser.add_argument("pytest_args", nargs="*", help="more arguments for pytest")
+    args = parser.parse_args(argv)
+    wheel: Path = args.wheel.resolve()
+    say("wheel", wheel.name)
+    say("wheel_size_mb", f"{wheel.stat().st_size / 1e6:.1f}")
+
+    with tempfile.TemporaryDirectory(prefix="llamahost-wheel-") as scratch:
+        env_dir = Path(scratch) / "venv"
+        venv.create(env_dir, with_pip=True)
+        python = env_dir / "bin" / "python"
+        env = {
+            **os.environ,
+            "PATH": compiler_free_path(env_dir, Path(scratch) / "tools"),
+            "PIP_NO_INPUT": "1",
+            "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+            "VIRTUAL_ENV": str(env_dir),
+        }
+        env.pop("PYTHONPATH", None)
+        reachable = [c for c in COMPILERS if shutil.which(c, path=env["PATH"])]
+        if reachable:
+            raise SystemExit(f"compilers still on PATH: {reachable}")
+        say("compilers_on_path", "none")
+
+        def pip(*pip_args: str) -> float:
+            started = time.monotonic()
+            command = [str(python), "-m", "pip", "install", "-q", *pip_args]
+            subprocess.run(command, env=env, check=True)
+            return time.monotonic() - started
+
+        # the dependencies first (numpy, starlette, ...: the same for any install), so the
+        # timed step is the wheel itself
+        say("deps_install_s", f"{pip(*_runtime_requirements()):.1f}")
+        say("wheel_install_s", f"{pip(str(wheel)):.1f}")
+
+        checked = subprocess.run(
+            [str(python), "-c", CHECK_EXTENSION], env=env, cwd=scratch, check=True,
+            capture_output=True, text=True,
+        )  # fmt: skip
+        facts = __import__("json").loads(checked.stdout)
+        for key, value in facts.items():
+            say(key, value)
+        if facts["llama_cpp_python_installed"]:
+            raise SystemExit("llama-cpp-python was installed with the wheel")
+        if not facts["package"].startswith(str(env_dir)):
+            raise SystemExit(f"llamahost came from {facts['package']}, not the fresh venv")
+        if not all(lib.startswith(str(env_dir)) for lib in facts["libllama"]):
+            raise SystemExit(f"libllama came from {facts['libllama']}, not the wheel")
+
+        started = time.monotonic()
+        subprocess.run(
+            [str(python), str(REPO / "examples" / "quickstart.py"), "Say hi in five words."],
+            env=env, cwd=scratch, check=True,
+        )  # fmt: skip
+        say("quickstart_s", f"{time.monotonic() - started:.1f}")
+
+        pip(*test_requirements())
+        suites = ["tests/unit", "tests/native", *(["tests/gpu"] if args.gpu else [])]
+        test_env = {**env, **({"LLAMAHOST_REQUIRE_GPU": "1"} if args.gpu else {})}
+        started = time.monotonic()
+        tests = subprocess.run(
+            [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", *suites,
+             *args.pytest_args],
+            env=test_env, cwd=REPO, check=False,
+        )  # fmt: skip
+        say("tests", f"{' '.join(suites)} rc={tests.returncode}")
+        say("tests_s", f"{time.monotonic() - started:.1f}")
+        return tests.returncode
+
+
+def _runtime_requirements() -> list[str]:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    return [r for r in project["dependencies"] if "llama-cpp-python" not in r]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

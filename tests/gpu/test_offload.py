@@ -1,0 +1,205 @@
+"""GPU offload end to end, on whatever GPU llama.cpp sees (Mesa's lavapipe through a Vulkan
+wheel in CI: a real Vulkan device that runs on the CPU).
+
+- the device is listed with its memory;
+- all layers, some layers and none give the same greedy output;
+- the load log says how many layers went to the GPU and what each device holds, and
+  ``/api/ps`` reports it per device;
+- with ``num_gpu`` not given, the layers are chosen from the device's free memory, the
+  decision is logged, and the estimate is within 10% of what llama.cpp allocates.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+import llamahost
+from llamahost import _native
+from llamahost.memory import model_shape
+from llamahost.offload import GpuDevice, OffloadPlan, plan_offload
+from llamahost.runner.state import MemoryLog
+
+PROMPT = "The three primary colors are"
+GREEDY = {"temperature": 0, "num_predict": 24, "seed": 1}
+NUM_CTX = 1024
+
+
+@pytest.fixture
+def load_log() -> Iterator[MemoryLog]:
+    """llama.cpp's info lines (buffer sizes, offloaded layers) while the block runs."""
+    handler = MemoryLog()
+    logger = logging.getLogger("llamahost.llama_cpp")
+    logger.addHandler(handler)
+    previous = _native.get_log_level()
+    _native.set_log_level(2)
+    try:
+        yield handler
+    finally:
+        _native.set_log_level(previous)
+        logger.removeHandler(handler)
+
+
+def _greedy(path: Path, num_gpu: int) -> str:
+    with llamahost.load(path, num_ctx=NUM_CTX, num_gpu=num_gpu) as model:
+        return str(model.generate(PROMPT, **GREEDY))
+
+
+def test_the_device_is_listed_with_its_memory(gpu_device: dict[str, Any]) -> None:
+    assert gpu_device["name"] and gpu_device["description"]
+    assert gpu_device["backend"] in ("Vulkan", "CUDA", "ROCm", "Metal", "SYCL")
+    assert 0 < gpu_device["memory_free"] <= gpu_device["memory_total"]
+    info = llamahost.system_info()
+    assert info["supports_gpu_offload"]
+    assert info["backend_load_failures"] == []
+    print(f"device: {gpu_device}")
+
+
+@pytest.mark.parametrize("model", ["smollm2", "gemma"])
+def test_all_some_and_no_layers_give_the_same_greedy_output(
+    gpu_device: dict[str, Any], model: str, request: pytest.FixtureRequest
+) -> None:
+    path = request.getfixturevalue(f"{model}_path")
+    n_layer = model_shape([str(path)]).n_layer
+    outputs = {n: _greedy(path, n) for n in (n_layer + 1, n_layer // 2, 0)}
+    print(f"{model}: {outputs}")
+    assert len(set(outputs.values())) == 1, outputs
+    assert outputs[0].strip()
+
+
+def test_the_load_log_reports_layers_and_buffers_per_device(
+    gpu_device: dict[str, Any], smollm2_path: Path, load_log: MemoryLog
+) -> None:
+    n_layer = model_shape([str(smollm2_path)]).n_layer
+    with llamahost.load(smollm2_path, num_ctx=NUM_CTX, num_gpu=n_layer // 2) as model:
+        model.generate("Hi", num_predict=1)
+    assert load_log.offloaded == (n_layer // 2, n_layer + 1)
+    name = gpu_device["name"]
+    assert load_log.bytes[name]["weights"] > 0 and load_log.bytes[name]["kv"] > 0
+    assert load_log.bytes[name]["compute"] > 0
+    assert load_log.bytes["CPU"]["weights"] > 0 and load_log.bytes["CPU"]["kv"] > 0
+    print(f"offloaded {load_log.offloaded}; per device: {load_log.bytes}")
+
+
+def _measured(log: MemoryLog, device: str) -> int:
+    return sum(log.bytes.get(device, {}).values())
+
+
+def _plan_for(path: Path, device: GpuDevice, overhead: int = 0) -> OffloadPlan:
+    return plan_offload(
+        model_shape([str(path)]),
+        [device],
+        num_ctx=NUM_CTX,
+        parallel=1,
+        num_batch=512,
+        overhead=overhead,
+    )
+
+
+@pytest.mark.parametrize("model", ["smollm2", "gemma"])
+def test_auto_offload_estimate_is_within_ten_percent(
+    gpu_device: dict[str, Any], model: str, request: pytest.FixtureRequest, load_log: MemoryLog
+) -> None:
+    path = request.getfixturevalue(f"{model}_path")
+    device = GpuDevice.from_info(gpu_device)
+    plan = _plan_for(path, device)
+    assert plan.num_gpu == plan.total_layers  # small models: everything fits
+    with llamahost.load(path, num_ctx=NUM_CTX) as loaded:
+        loaded.generate("Hi", num_predict=1)
+    assert load_log.offloaded == (plan.num_gpu, plan.total_layers)
+    estimated = plan.gpus[device.name].total
+    measured = _measured(load_log, device.name)
+    cpu_measured = sum(_measured(load_log, name) for name in load_log.bytes if name != device.name)
+    print(
+        f"{model} {device.name}: estimated {estimated} measured {measured} "
+        f"ratio {estimated / measured:.3f}; CPU estimated {plan.cpu.total} measured {cpu_measured}"
+    )
+    assert abs(estimated - measured) <= 0.10 * measured
+
+
+def test_auto_offload_fits_the_free_memory_it_is_given(
+    gpu_device: dict[str, Any],
+    smollm2_path: Path,
+    load_log: MemoryLog,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An overhead that leaves room for only part of the model: the plan offloads what fits,
+    says so, and llama.cpp offloads exactly that many layers."""
+    device = GpuDevice.from_info(gpu_device)
+    full = _plan_for(smollm2_path, device)
+    gpu_need = full.gpus[device.name].total
+    # leave about half of the model's GPU bytes free
+    overhead = device.free - 256 * 2**20 - gpu_need // 2
+    partial = _plan_for(smollm2_path, device, overhead=overhead)
+    assert 0 < partial.num_gpu < partial.total_layers
+    monkeypatch.setenv("LLAMAHOST_GPU_OVERHEAD", str(overhead))
+    with (
+        caplog.at_level(logging.INFO, logger="llamahost.offload"),
+        llamahost.load(smollm2_path, num_ctx=NUM_CTX) as model,
+    ):
+        model.generate("Hi", num_predict=1)
+    decision = [r.getMessage() for r in caplog.records if r.name == "llamahost.offload"]
+    assert decision == [partial.describe()]
+    assert f"offloading {partial.num_gpu}/{partial.total_layers} layers" in decision[0]
+    assert load_log.offloaded == (partial.num_gpu, partial.total_layers)
+    assert _measured(load_log, device.name) <= device.free - overhead
+    print(decision[0])
+
+
+def test_api_ps_reports_memory_per_device(
+    gpu_device: dict[str, Any], smollm2_path: Path, tmp_path: Path
+) -> None:
+    from integration.server_fixtures import start_server, stop_server
+    from llamahost.modelfile.create import create_model
+    from llamahost.store.model_store import ModelStore
+
+    create_model(ModelStore(tmp_path / "models"), "smollm2", f"FROM {smollm2_path}\n")
+    server = start_server(tmp_path / "models", tmp_path, env={"LLAMAHOST_NUM_PARALLEL": "1"})
+    try:
+        answer = httpx.post(
+            f"{server.url}/api/generate",
+            json={
+                "model": "smollm2",
+                "prompt": "Hi",
+                "stream": False,
+                "options": {"num_predict": 2},
+            },
+            timeout=300,
+        )
+        assert answer.status_code == 200, answer.text
+        (row,) = httpx.get(f"{server.url}/api/ps", timeout=10).json()["models"]
+    finally:
+        stop_server(server)
+    print(f"/api/ps: {row}")
+    devices = row["memory_devices"]
+    assert set(devices[gpu_device["name"]]) == {"weights", "kv", "compute"}
+    assert row["gpu_layers"] == row["layers"] == model_shape([str(smollm2_path)]).n_layer + 1
+    assert row["size_vram"] == sum(devices[gpu_device["name"]].values())
+    assert 0 < row["size_vram"] <= row["size"]
+
+
+def test_a_model_that_fits_nowhere_fails_before_loading(
+    gpu_device: dict[str, Any], smollm2_path: Path
+) -> None:
+    shape = model_shape([str(smollm2_path)])
+    device = GpuDevice.from_info(gpu_device)
+    with pytest.raises(llamahost.InsufficientMemoryError) as caught:
+        plan_offload(
+            shape,
+            [device],
+            num_ctx=NUM_CTX,
+            parallel=1,
+            num_batch=512,
+            overhead=device.free,  # no room on the GPU
+            cpu_available=shape.weights // 2,
+        )
+    message = str(caught.value)
+    assert "no GPU" not in message and "does not fit" in message and "MiB" in message
+    assert os.environ.get("LLAMAHOST_GPU_OVERHEAD") is None
