@@ -37,6 +37,7 @@ every input, so CI builds each wheel once and later runs copy it (.ci/run).
 from __future__ import annotations
 
 import argparse
+import glob
 import hashlib
 import json
 import os
@@ -88,6 +89,7 @@ EXCLUDED_LIBRARIES = {
     "cuda": ["libcuda.so.1", "libcudart.so.13", "libcublas.so.13", "libcublasLt.so.13"],
 }
 CUDA_DEPENDENCIES = ['"nvidia-cuda-runtime>=13.0,<14"', '"nvidia-cublas>=13.0,<14"']
+CUDA_BUILD_CUBLAS = "nvidia-cublas==13.0.2.14"  # headers and libraries to build against
 # Where NVIDIA's wheels put their libraries, from <site-packages>/llamahost/lib.
 CUDA_RPATH = "$ORIGIN:$ORIGIN/../../nvidia/cu13/lib"
 
@@ -219,6 +221,50 @@ def fetch_debian_package(package: str, suite: str, into: Path) -> None:
     run(["dpkg-deb", "-x", str(deb), str(into)])
 
 
+def cuda_libraries(work: Path) -> list[str]:
+    """CMake arguments for cuBLAS and the driver library when the CUDA toolkit lacks them
+    (an nvcc-only install, as on this project's build machine).
+
+    cuBLAS then comes from NVIDIA's ``nvidia-cublas`` wheel (the one the CUDA wheel depends
+    on at run time), unpacked into the build folder. Without the driver's ``libcuda.so``
+    stub, ggml is built with ``GGML_CUDA_NO_VMM`` (its memory pool then grows by plain
+    allocations instead of reserved virtual memory)."""
+    nvcc = shutil.which("nvcc")
+    if nvcc is None:
+        raise SystemExit("--backend cuda needs nvcc (CUDA 13) on PATH")
+    roots = [os.environ.get("CUDA_HOME", ""), os.environ.get("CUDA_PATH", "")]
+    roots += [
+        str(Path(nvcc).resolve().parent.parent),
+        "/usr/local/cuda",
+        *glob.glob("/usr/local/cuda-*"),
+    ]
+    toolkits = [Path(r) for r in roots if r and Path(r).is_dir()]
+    libraries = [
+        d for t in toolkits for d in (t / "lib64", t / "targets/x86_64-linux/lib") if d.is_dir()
+    ]
+    args: list[str] = []
+    if not any((d / "libcublas.so").exists() for d in libraries):
+        cublas = work / "nvidia-cublas"
+        if not (cublas / "nvidia/cu13/lib/libcublas.so.13").is_file():
+            log("the CUDA toolkit has no cuBLAS: using NVIDIA's nvidia-cublas wheel")
+            run([sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(cublas),
+                 CUDA_BUILD_CUBLAS])  # fmt: skip
+            (wheel,) = cublas.glob("nvidia_cublas-*.whl")
+            shutil.unpack_archive(wheel, cublas, format="zip")
+        root = cublas / "nvidia" / "cu13"
+        args += [
+            f"-DCUDA_cublas_LIBRARY={root}/lib/libcublas.so.13",
+            f"-DCUDA_cublasLt_LIBRARY={root}/lib/libcublasLt.so.13",
+            f"-DCMAKE_CUDA_FLAGS=-I{root}/include",
+            f"-DCMAKE_CXX_FLAGS=-I{root}/include",
+        ]
+    if not any(
+        (d / "stubs" / "libcuda.so").exists() or (d / "libcuda.so").exists() for d in libraries
+    ):
+        args.append("-DGGML_CUDA_NO_VMM=ON")
+    return args
+
+
 def build_llama(source: Path, work: Path, backend: str, jobs: int, cuda_archs: str) -> Path:
     """A llama.cpp install prefix holding the CPU build plus `backend`'s library."""
     core = work / "llama-cpu"
@@ -237,7 +283,7 @@ def build_llama(source: Path, work: Path, backend: str, jobs: int, cuda_archs: s
     gpu = work / f"llama-{backend}"
     args = [*LLAMA_COMMON_ARGS, "-DGGML_CPU=OFF", *spec["args"]]
     if backend == "cuda":
-        args += [f"-DCMAKE_CUDA_ARCHITECTURES={cuda_archs}", f"-DCMAKE_INSTALL_RPATH={CUDA_RPATH}"]
+        args += [f"-DCMAKE_CUDA_ARCHITECTURES={cuda_archs}", *cuda_libraries(work)]
     if backend == "vulkan":
         args += vulkan_headers(work)
     cmake_build(source, gpu / "build", args, target=str(spec["target"]), jobs=jobs)
@@ -246,6 +292,10 @@ def build_llama(source: Path, work: Path, backend: str, jobs: int, cuda_archs: s
     shutil.copytree(core / "prefix", prefix, symlinks=True)
     library = gpu / "build" / "bin" / f"lib{spec['target']}.so"
     shutil.copy2(library, prefix / "bin" / library.name)
+    # The build tree's copy looks for libggml-base in that tree: point it at its neighbours
+    # (else auditwheel would graft a second libggml-base, with its own registry and log).
+    rpath = CUDA_RPATH if backend == "cuda" else "$ORIGIN"
+    run(["patchelf", "--set-rpath", rpath, str(prefix / "bin" / library.name)])
     return prefix
 
 
@@ -299,10 +349,10 @@ def build_wheel(stage: Path, prefix: Path, work: Path, backend: str) -> Path:
 
 def repair(wheel: Path, out: Path, backend: str) -> Path:
     """auditwheel: copy in the system libraries the wheel needs and tag it manylinux."""
-    before = set(out.glob("*.whl")) if out.is_dir() else set()
     excludes = [arg for name in EXCLUDED_LIBRARIES[backend] for arg in ("--exclude", name)]
     for stale in out.glob(f"{wheel.name.split('-')[0]}-*.whl"):
         stale.unlink()
+    before = set(out.glob("*.whl"))
     run([sys.executable, "-m", "auditwheel", "repair", "-w", str(out), *excludes, str(wheel)])
     made = sorted(set(out.glob(f"{wheel.name.split('-')[0]}-*.whl")) - before)
     if len(made) != 1:

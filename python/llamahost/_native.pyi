@@ -24,6 +24,7 @@ __all__: list[str] = [
     "builtin_templates",
     "bundled_backend_dir",
     "context_default_params",
+    "device_supports_matmul",
     "get_log_level",
     "ggml_types",
     "llama_time_us",
@@ -475,6 +476,11 @@ def builtin_templates() -> list[str]: ...
 def context_default_params() -> dict[str, typing.Any]:
     """
     llama.cpp's default context parameters (the defaults of ContextParams).
+    """
+
+def device_supports_matmul(device: str, type: int, rows: int, cols: int) -> bool:
+    """
+    Whether a device runs a matmul by a weight of this ggml type and shape (rows x cols).
     """
 
 def get_log_level() -> int: ...

@@ -17,13 +17,15 @@ The estimate has three parts (:class:`MemoryEstimate`), as llama.cpp allocates t
   be reused); the pattern of window layers comes from ``attention.sliding_window_pattern``
   when the file has it, else from llama.cpp's per-architecture value;
 - **compute buffers**: a heuristic, Ollama's for llama-like graphs: ``4 bytes x ubatch x
-  max(n_embd + n_vocab, 1 + 4 n_embd + slot_cells x (1 + n_head))``, the largest live
-  tensors of one ubatch (its logits, or its attention scores over one slot's cells: the
-  runner gives each slot a KV stream of its own). With flash attention on, the scores are
-  never materialised and the ``n_head`` factor goes; ``auto`` is counted as off, a ceiling.
-  Measured against the runner's report (CPU, ubatch 512): SmolLM2 at 4096 x 1 estimates
-  97 MiB for 98 MiB used, at 8192 x 4 with flash attention off 164 MiB for 167 MiB;
-  Gemma 3 270M (262k-token vocabulary) 515 MiB for 516 MiB.
+  max(n_embd + n_vocab, 1 + 4 n_embd + max(3 n_ff, slot_cells x (1 + n_head)))``, the
+  largest live tensors of one ubatch (its logits, or its feed-forward rows or attention
+  scores over one slot's cells: the runner gives each slot a KV stream of its own). With
+  flash attention on, the scores are never materialised and the ``n_head`` factor goes.
+  ``auto`` (None) counts as on: llama.cpp turns it on wherever the backend runs it (CPU,
+  CUDA, Metal, Vulkan; measured here: SmolLM2 at 8192 tokens allocates 98 MiB with auto, 167
+  MiB with it off). Measured against the runner's report (CPU, ubatch 512): SmolLM2 at 4096
+  x 1 estimates 97 MiB for 98 MiB used, at 8192 x 4 with flash attention off 164 MiB for 167
+  MiB; Gemma 3 270M (262k-token vocabulary) 515 MiB for 516 MiB.
 
 The runner reports what it really allocated (``/info``'s ``memory``) once loaded; ``/api/ps``
 shows that.
@@ -142,6 +144,9 @@ class ModelShape:
     layer_weights: tuple[int, ...] = ()  # bytes of each repeating layer's tensors (blk.N.*)
     output_weights: int = 0  # bytes the output layer puts on a GPU (see _output_weights)
     output_copied: int = 0  # of those, bytes copied from token_embd (which stays on the CPU)
+    output_matrix: int = 0  # the output projection's bytes: one tensor, one GPU buffer
+    output_type: str = ""  # its ggml type ("q8_0", ...)
+    n_ff: int = 0  # feed-forward width (the largest per layer)
 
     @classmethod
     def of(cls, infos: Sequence[GGUFInfo]) -> ModelShape:
@@ -187,6 +192,9 @@ class ModelShape:
             layer_weights=_layer_weights(infos, n_layer),
             output_weights=_output_weights(infos),
             output_copied=_output_copied(infos),
+            output_matrix=_output_matrix(infos),
+            output_type=_output_type(infos),
+            n_ff=max(_per_layer(value("feed_forward_length"), n_layer, 0), default=0),
         )
 
 
@@ -209,6 +217,16 @@ def _output_weights(infos: Sequence[GGUFInfo]) -> int:
     output = sizes.get("output.weight", sizes.get("token_embd.weight", 0))
     norms = sum(v for k, v in sizes.items() if k.startswith("output") and k != "output.weight")
     return output + norms
+
+
+def _output_matrix(infos: Sequence[GGUFInfo]) -> int:
+    sizes = {t.name: t.size for info in infos for t in info.tensors}
+    return sizes.get("output.weight", sizes.get("token_embd.weight", 0))
+
+
+def _output_type(infos: Sequence[GGUFInfo]) -> str:
+    types = {t.name: t.type for info in infos for t in info.tensors}
+    return types.get("output.weight", types.get("token_embd.weight", ""))
 
 
 def _output_copied(infos: Sequence[GGUFInfo]) -> int:
@@ -303,12 +321,23 @@ def estimate_memory(
             swa_full=swa_full,
         )
     )
-    n_head = max(shape.n_head, default=0)
-    slot_cells = _pad(max(1, num_ctx), KV_PADDING)  # each slot attends over its own stream
-    attention = 1 + 4 * shape.n_embd + slot_cells * (1 if flash_attn else 1 + n_head)
-    compute = 4 * ubatch * max(shape.n_embd + shape.n_vocab, attention)
+    compute = (
+        4 * ubatch * max(shape.n_embd + shape.n_vocab, activations(shape, num_ctx, flash_attn))
+    )
     compute += 4 * shape.n_vocab * max(1, parallel)  # the logits of each sequence's last token
     return MemoryEstimate(weights=shape.weights + adapter_bytes, kv=kv, compute=compute)
+
+
+def activations(shape: ModelShape, num_ctx: int, flash_attn: bool | None) -> int:
+    """Floats per token of one ubatch's largest live tensors in a layer: the residual
+    stream and its normed copies, plus the feed-forward's three ``n_ff`` rows or the
+    attention scores over one slot's cells, whichever is larger (they are not live at once).
+    """
+    n_head = max(shape.n_head, default=0)
+    slot_cells = _pad(max(1, num_ctx), KV_PADDING)  # each slot attends over its own stream
+    flash = flash_attn is not False  # auto: on
+    scores = slot_cells * (1 if flash else 1 + n_head)
+    return 1 + 4 * shape.n_embd + max(3 * shape.n_ff, scores)
 
 
 # ---- what the machine has -----------------------------------------------------------------

@@ -4,11 +4,13 @@ As Ollama does it: the model's layer sizes come from its GGUF headers
 (:mod:`llamahost.memory`), each layer brings its KV cache, and each GPU that takes layers
 also holds a compute buffer and keeps a headroom free. llama.cpp offloads the *last*
 ``num_gpu`` of the ``n_layer + 1`` layers (the extra one is the output layer, the last: it
-is the first to go), so the plan is the largest count whose layers, with the compute
-buffer, fit in the GPUs' free memory; with several GPUs the layers are split in proportion to what each has
-free (``tensor_split``). What stays on the CPU (the token embedding, the other layers,
-their KV cache, a compute buffer) must fit in the memory the machine has available, or
-loading fails before it starts, with the numbers.
+is the first to go), so the plan is the largest count whose layers, with the compute buffer,
+fit in the GPUs' free memory; with several GPUs the layers are split in proportion to what
+each has free (``tensor_split``). What stays on the CPU (the token embedding, the other
+layers, their KV cache, a compute buffer) must fit in the memory the machine has available,
+or loading fails before it starts, with the numbers. An output projection that a GPU cannot
+run (llama.cpp asks each device, as it does before placing the weight) stays on the CPU, and
+so do the logits.
 
 Headroom per GPU: 256 MiB (drivers and fragmentation; Ollama keeps 457 MiB on CUDA) plus
 ``LLAMAHOST_GPU_OVERHEAD`` bytes, Ollama's ``OLLAMA_GPU_OVERHEAD``.
@@ -16,6 +18,7 @@ Headroom per GPU: 256 MiB (drivers and fragmentation; Ollama keeps 457 MiB on CU
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Sequence
@@ -24,8 +27,10 @@ from typing import Any
 
 from llamahost.errors import InsufficientMemoryError
 from llamahost.memory import (
+    MAX_UBATCH,
     MemoryEstimate,
     ModelShape,
+    activations,
     available_memory,
     estimate_memory,
     human_bytes,
@@ -46,6 +51,7 @@ class GpuDevice:
     description: str
     free: int
     total: int
+    takes_output: bool = True  # runs the output projection (llama.cpp asks the device)
 
     @classmethod
     def from_info(cls, device: dict[str, Any]) -> GpuDevice:
@@ -57,14 +63,28 @@ class GpuDevice:
         )
 
 
-def gpu_devices() -> list[GpuDevice]:
-    """The GPUs llama.cpp sees now, with their free memory."""
+def gpu_devices(shape: ModelShape | None = None) -> list[GpuDevice]:
+    """The GPUs llama.cpp sees now, with their free memory; with `shape`, whether each runs
+    that model's output projection (as llama.cpp tests it before placing the weight: a
+    Vulkan device refuses a tensor larger than its maxStorageBufferRange, for one)."""
     from llamahost import _native
 
-    return [
+    devices = [
         GpuDevice.from_info(d)
         for d in _native.system_info()["devices"]
         if d.get("type") in ("gpu", "igpu")
+    ]
+    type_id = _native.ggml_types().get(shape.output_type) if shape is not None else None
+    if shape is None or type_id is None:
+        return devices
+    return [
+        dataclasses.replace(
+            d,
+            takes_output=_native.device_supports_matmul(
+                d.name, type_id, shape.n_vocab, shape.n_embd
+            ),
+        )
+        for d in devices
     ]
 
 
@@ -143,9 +163,16 @@ def plan_offload(
     )
     n_layer = shape.n_layer
     layers = list(shape.layer_weights) or [0] * n_layer
+    # An output projection a device cannot run stays on the CPU, and with it the logits.
+    output_fits = all(d.takes_output for d in devices)
+    output = shape.output_weights if output_fits else 0
+    gpu_compute = whole.compute
+    if not output_fits:
+        ubatch = max(1, min(num_batch, MAX_UBATCH))
+        gpu_compute = 4 * ubatch * activations(shape, num_ctx, flash_attn)
     # Layer i's cost on a GPU; index n_layer is the output layer.
-    cost = [layers[i] + kv[i] for i in range(n_layer)] + [shape.output_weights]
-    room = {d.name: max(0, d.free - GPU_HEADROOM - overhead - whole.compute) for d in devices}
+    cost = [layers[i] + kv[i] for i in range(n_layer)] + [output]
+    room = {d.name: max(0, d.free - GPU_HEADROOM - overhead - gpu_compute) for d in devices}
     capacity = sum(room.values())
     count = 0
     used = 0
@@ -153,21 +180,23 @@ def plan_offload(
         used += cost[n_layer - count]
         count += 1
     offloaded = range(n_layer + 1 - count, n_layer + 1)
-    gpu_weights = sum(layers[i] if i < n_layer else shape.output_weights for i in offloaded)
+    gpu_weights = sum(layers[i] if i < n_layer else output for i in offloaded)
     gpu_kv = sum(kv[i] for i in offloaded if i < n_layer)
     takers = [d for d in devices if room[d.name] > 0] if count else []
     gpus: dict[str, MemoryEstimate] = {}
     for device in takers:
         share = room[device.name] / capacity
         gpus[device.name] = MemoryEstimate(
-            weights=round(gpu_weights * share), kv=round(gpu_kv * share), compute=whole.compute
+            weights=round(gpu_weights * share), kv=round(gpu_kv * share), compute=gpu_compute
         )
     # an output layer tied to the token embedding is a copy: the CPU keeps the original
-    copied = shape.output_copied if count else 0
+    copied = shape.output_copied if count and output_fits else 0
+    if count == 0 or not output_fits:  # the logits are made on the CPU
+        host_compute = whole.compute
+    else:
+        host_compute = cpu_compute(shape, num_batch, parallel)
     cpu = MemoryEstimate(
-        weights=whole.weights - gpu_weights + copied,
-        kv=whole.kv - gpu_kv,
-        compute=whole.compute if count == 0 else cpu_compute(shape, num_batch, parallel),
+        weights=whole.weights - gpu_weights + copied, kv=whole.kv - gpu_kv, compute=host_compute
     )
     plan = OffloadPlan(
         num_gpu=count,
@@ -188,10 +217,11 @@ def plan_offload(
 
 
 def cpu_compute(shape: ModelShape, num_batch: int, parallel: int) -> int:
-    """The CPU's compute buffer when the GPUs take layers: the input embeddings of a ubatch
-    and the logits llama.cpp copies back (calibrated against lavapipe; see tests/gpu)."""
-    ubatch = max(1, min(num_batch, 512))
-    return 4 * ubatch * shape.n_embd + 4 * shape.n_vocab * max(1, parallel)
+    """The host's compute buffer when a GPU makes the logits: a ubatch of input embeddings
+    (in and out of the embedding lookup) and the logits copied back. Measured with lavapipe:
+    SmolLM2 3.4 MiB (this gives 2.5 MiB)."""
+    ubatch = max(1, min(num_batch, MAX_UBATCH))
+    return 4 * ubatch * 3 * shape.n_embd + 4 * shape.n_vocab * max(1, parallel)
 
 
 def auto_offload(
@@ -207,7 +237,7 @@ def auto_offload(
     """The plan for this machine's GPUs and memory now, logged."""
     plan = plan_offload(
         shape,
-        gpu_devices(),
+        gpu_devices(shape),
         num_ctx=num_ctx,
         parallel=parallel,
         num_batch=num_batch,

@@ -99,7 +99,31 @@ void load_bundled_backends() {
     }
 }
 
+// Whether `device` runs a matrix multiplication by a weight of this type and shape, the
+// test llama.cpp makes before it puts a weight on a device (a Vulkan device refuses a
+// tensor above its maxStorageBufferRange, for one).
+bool device_supports_matmul(const std::string &device, int type, int64_t rows, int64_t cols) {
+    ggml_backend_dev_t dev = ggml_backend_dev_by_name(device.c_str());
+    if (dev == nullptr) raise("OptionError", "no device named '" + device + "'");
+    if (type < 0 || type >= GGML_TYPE_COUNT) {
+        raise("OptionError", "`type` must be a ggml type id, got " + std::to_string(type));
+    }
+    ggml_init_params params{ggml_tensor_overhead() * 8, nullptr, true};
+    std::unique_ptr<ggml_context, decltype(&ggml_free)> ctx(ggml_init(params), ggml_free);
+    ggml_tensor *weight = ggml_new_tensor_2d(ctx.get(), static_cast<ggml_type>(type), cols, rows);
+    ggml_tensor *input = ggml_new_tensor_2d(ctx.get(), GGML_TYPE_F32, cols, 512);
+    ggml_tensor *product = ggml_mul_mat(ctx.get(), weight, input);
+    ggml_backend_buffer_type_t buft = ggml_backend_dev_buffer_type(dev);
+    weight->buffer = ggml_backend_buft_alloc_buffer(buft, 0);  // as llama.cpp's check does
+    const bool supported = ggml_backend_dev_supports_op(dev, product);
+    ggml_backend_buffer_free(weight->buffer);
+    return supported;
+}
+
 void register_backends(py::module_ &m) {
+    m.def("device_supports_matmul", &device_supports_matmul, py::arg("device"), py::arg("type"),
+          py::arg("rows"), py::arg("cols"),
+          "Whether a device runs a matmul by a weight of this ggml type and shape (rows x cols).");
     m.def(
         "backend_libraries",
         []() {

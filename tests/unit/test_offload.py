@@ -138,3 +138,15 @@ def test_gpu_overhead_is_read_from_the_environment(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("LLAMAHOST_GPU_OVERHEAD", "1 GiB")
     with pytest.raises(OptionError, match="LLAMAHOST_GPU_OVERHEAD must be a number of bytes"):
         gpu_overhead()
+
+
+def test_an_output_projection_the_gpu_cannot_run_stays_on_the_cpu_with_the_logits() -> None:
+    model = shape()
+    refusing = GpuDevice("Vulkan0", "test GPU", free=8 << 30, total=8 << 30, takes_output=False)
+    plan = plan_offload(model, [refusing], **SETTINGS)
+    whole = estimate_memory(model, **SETTINGS)
+    assert plan.num_gpu == 31  # llama.cpp still counts the output layer as offloaded
+    assert plan.gpus["Vulkan0"].weights == N_LAYER * LAYER  # but its matrix is not there
+    assert plan.gpus["Vulkan0"].compute < whole.compute  # no logits on the GPU
+    assert plan.cpu.compute == whole.compute
+    assert plan.cpu.weights == model.weights - N_LAYER * LAYER
