@@ -14,12 +14,18 @@ if(NOT EXISTS "${LLAMAHOST_LLAMA_PREFIX}/lib/cmake/llama")
   message(FATAL_ERROR "LLAMAHOST_LLAMA_PREFIX=${LLAMAHOST_LLAMA_PREFIX} holds no llama.cpp "
                       "install (lib/cmake/llama is missing); scripts/build_wheel.py makes one.")
 endif()
+# llama's package finds ggml's: take the prefix's, never another install on the search path
+# (a llama-cpp-python in the build environment's site-packages has one too).
+set(ggml_DIR "${LLAMAHOST_LLAMA_PREFIX}/lib/cmake/ggml" CACHE PATH "" FORCE)
 find_package(llama CONFIG REQUIRED PATHS "${LLAMAHOST_LLAMA_PREFIX}/lib/cmake/llama"
              NO_DEFAULT_PATH)
 message(STATUS "llama.cpp ${LLAMA_VERSION} (commit ${LLAMA_BUILD_COMMIT}), bundled from "
                "${LLAMAHOST_LLAMA_PREFIX}")
 
-file(GLOB _llamahost_linked "${LLAMAHOST_LLAMA_PREFIX}/lib/lib*.so*")
+# The linked libraries under their SONAME (libllama.so.0, ...), the name _native asks for:
+# a wheel holds no symbolic links, so each is one real file.
+file(GLOB _llamahost_sonames "${LLAMAHOST_LLAMA_PREFIX}/lib/lib*.so.*")
+list(FILTER _llamahost_sonames INCLUDE REGEX "\\.so\\.[0-9]+$")
 file(GLOB _llamahost_backends "${LLAMAHOST_LLAMA_PREFIX}/bin/libggml-*.so")
 if(NOT _llamahost_backends)
   message(FATAL_ERROR "no backend libraries in ${LLAMAHOST_LLAMA_PREFIX}/bin: llama.cpp must "
@@ -31,10 +37,15 @@ foreach(_library IN LISTS _llamahost_backends)
   string(REPLACE "libggml-" "" _name "${_name}")
   list(APPEND _llamahost_backend_names "${_name}")
 endforeach()
-list(JOIN _llamahost_backend_names ";" GGML_AVAILABLE_BACKENDS)
+set(GGML_AVAILABLE_BACKENDS "${_llamahost_backend_names}")
 message(STATUS "bundled backend libraries: ${GGML_AVAILABLE_BACKENDS}")
 
-install(FILES ${_llamahost_linked} ${_llamahost_backends} DESTINATION llamahost/lib)
+foreach(_soname IN LISTS _llamahost_sonames)
+  get_filename_component(_real "${_soname}" REALPATH)
+  get_filename_component(_name "${_soname}" NAME)
+  install(FILES "${_real}" DESTINATION llamahost/lib RENAME "${_name}")
+endforeach()
+install(FILES ${_llamahost_backends} DESTINATION llamahost/lib)
 # What `llamahost --version` prints, without importing the extension.
 file(WRITE "${CMAKE_CURRENT_BINARY_DIR}/llama_build.json"
   "{\"llama_cpp_commit\": \"${LLAMA_BUILD_COMMIT}\", \"llama_cpp_version\": \"${LLAMA_VERSION}\", "
