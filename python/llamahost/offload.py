@@ -133,33 +133,38 @@ class OffloadPlan:
         return f"{where}; CPU {self.cpu.describe()}"
 
 
+@dataclass(frozen=True)
+class Workload:
+    """What a loaded model will be asked to hold besides its weights: the context and its
+    slots, the micro-batch, the KV cache type, flash attention and LoRA adapters."""
+
+    num_ctx: int
+    parallel: int = 1
+    num_batch: int = 512
+    kv_cache_type: str = "f16"
+    flash_attn: bool | None = None
+    adapter_bytes: int = 0
+
+
 def plan_offload(
     shape: ModelShape,
     devices: Sequence[GpuDevice],
+    workload: Workload,
     *,
-    num_ctx: int,
-    parallel: int,
-    num_batch: int,
-    kv_cache_type: str = "f16",
-    flash_attn: bool | None = None,
-    adapter_bytes: int = 0,
     cpu_available: int | None = None,
     overhead: int = 0,
 ) -> OffloadPlan:
     """The most layers that fit on `devices`, the rest on the CPU (see the module docstring).
     Raises InsufficientMemoryError, with the numbers, when the CPU's part does not fit in
     `cpu_available` bytes (None: not checked)."""
-    whole = estimate_memory(
+    whole = estimate_memory(shape, **dataclasses.asdict(workload))
+    num_ctx, num_batch, flash_attn = workload.num_ctx, workload.num_batch, workload.flash_attn
+    kv = kv_per_layer(
         shape,
         num_ctx=num_ctx,
-        parallel=parallel,
+        parallel=workload.parallel,
         num_batch=num_batch,
-        kv_cache_type=kv_cache_type,
-        flash_attn=flash_attn,
-        adapter_bytes=adapter_bytes,
-    )
-    kv = kv_per_layer(
-        shape, num_ctx=num_ctx, parallel=parallel, num_batch=num_batch, kv_cache_type=kv_cache_type
+        kv_cache_type=workload.kv_cache_type,
     )
     n_layer = shape.n_layer
     layers = list(shape.layer_weights) or [0] * n_layer
@@ -194,7 +199,7 @@ def plan_offload(
     if count == 0 or not output_fits:  # the logits are made on the CPU
         host_compute = whole.compute
     else:
-        host_compute = cpu_compute(shape, num_batch, parallel)
+        host_compute = cpu_compute(shape, num_batch, workload.parallel)
     cpu = MemoryEstimate(
         weights=whole.weights - gpu_weights + copied, kv=whole.kv - gpu_kv, compute=host_compute
     )
@@ -224,26 +229,12 @@ def cpu_compute(shape: ModelShape, num_batch: int, parallel: int) -> int:
     return 4 * ubatch * 3 * shape.n_embd + 4 * shape.n_vocab * max(1, parallel)
 
 
-def auto_offload(
-    shape: ModelShape,
-    *,
-    num_ctx: int,
-    parallel: int,
-    num_batch: int,
-    kv_cache_type: str,
-    flash_attn: bool | None,
-    adapter_bytes: int = 0,
-) -> OffloadPlan:
+def auto_offload(shape: ModelShape, workload: Workload) -> OffloadPlan:
     """The plan for this machine's GPUs and memory now, logged."""
     plan = plan_offload(
         shape,
         gpu_devices(shape),
-        num_ctx=num_ctx,
-        parallel=parallel,
-        num_batch=num_batch,
-        kv_cache_type=kv_cache_type,
-        flash_attn=flash_attn,
-        adapter_bytes=adapter_bytes,
+        workload,
         cpu_available=available_memory(),
         overhead=gpu_overhead(),
     )
@@ -255,6 +246,7 @@ __all__ = [
     "GPU_HEADROOM",
     "GpuDevice",
     "OffloadPlan",
+    "Workload",
     "auto_offload",
     "gpu_devices",
     "plan_offload",

@@ -22,7 +22,14 @@ import pytest
 
 import llamahost
 from llamahost.memory import model_shape
-from llamahost.offload import GPU_HEADROOM, GpuDevice, OffloadPlan, gpu_devices, plan_offload
+from llamahost.offload import (
+    GPU_HEADROOM,
+    GpuDevice,
+    OffloadPlan,
+    Workload,
+    gpu_devices,
+    plan_offload,
+)
 from llamahost.runner.state import MemoryLog
 from support.load_log import device_bytes
 from support.load_log import load_log as capture_load_log
@@ -32,6 +39,7 @@ from support.load_log import load_log as capture_load_log
 PROMPT = "1, 2, 3, 4, 5, 6,"
 GREEDY = {"temperature": 0, "num_predict": 16, "seed": 1}
 NUM_CTX = 1024
+WORK = Workload(num_ctx=NUM_CTX)
 
 
 @pytest.fixture
@@ -89,14 +97,7 @@ def _device(path: Path, info: dict[str, Any]) -> GpuDevice:
 
 
 def _plan_for(path: Path, device: GpuDevice, overhead: int = 0) -> OffloadPlan:
-    return plan_offload(
-        model_shape([str(path)]),
-        [device],
-        num_ctx=NUM_CTX,
-        parallel=1,
-        num_batch=512,
-        overhead=overhead,
-    )
+    return plan_offload(model_shape([str(path)]), [device], WORK, overhead=overhead)
 
 
 @pytest.mark.parametrize("model", ["smollm2", "gemma"])
@@ -195,9 +196,7 @@ def test_a_model_that_fits_nowhere_fails_before_loading(
         plan_offload(
             shape,
             [device],
-            num_ctx=NUM_CTX,
-            parallel=1,
-            num_batch=512,
+            WORK,
             overhead=device.free,  # no room on the GPU
             cpu_available=shape.weights // 2,
         )

@@ -11,7 +11,7 @@ import pytest
 
 import llamahost
 from llamahost.memory import model_shape
-from llamahost.offload import plan_offload
+from llamahost.offload import Workload, plan_offload
 from llamahost.runner.state import MemoryLog
 from support.load_log import load_log as capture_load_log
 
@@ -30,7 +30,7 @@ def test_cpu_estimate_is_within_ten_percent_of_what_llama_cpp_allocates(
     model: str, num_ctx: int, request: pytest.FixtureRequest, load_log: MemoryLog
 ) -> None:
     path: Path = request.getfixturevalue(f"{model}_path")
-    plan = plan_offload(model_shape([str(path)]), [], num_ctx=num_ctx, parallel=1, num_batch=512)
+    plan = plan_offload(model_shape([str(path)]), [], Workload(num_ctx=num_ctx))
     with llamahost.load(path, num_ctx=num_ctx, num_gpu=0) as loaded:
         loaded.generate("Hi", num_predict=1)
     measured = load_log.totals()

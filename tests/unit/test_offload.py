@@ -8,7 +8,7 @@ import pytest
 from llamahost.errors import InsufficientMemoryError
 from llamahost.gguf_header import GGUFInfo, TensorInfo
 from llamahost.memory import ModelShape, estimate_memory
-from llamahost.offload import GPU_HEADROOM, GpuDevice, gpu_overhead, plan_offload
+from llamahost.offload import GPU_HEADROOM, GpuDevice, Workload, gpu_overhead, plan_offload
 
 MiB = 1 << 20
 N_LAYER = 30
@@ -45,6 +45,7 @@ def shape(*, tied: bool = True) -> ModelShape:
 
 
 SETTINGS = {"num_ctx": 1024, "parallel": 1, "num_batch": 512}
+WORK = Workload(**SETTINGS)
 
 
 def gpu(free: int, name: str = "Vulkan0") -> GpuDevice:
@@ -68,7 +69,7 @@ def test_per_layer_sizes_come_from_the_tensor_names() -> None:
 
 def test_everything_fits_on_a_big_gpu() -> None:
     model = shape()
-    plan = plan_offload(model, [gpu(8 << 30)], **SETTINGS)
+    plan = plan_offload(model, [gpu(8 << 30)], WORK)
     whole = estimate_memory(model, **SETTINGS)
     assert (plan.num_gpu, plan.total_layers, plan.tensor_split) == (31, 31, ())
     on_gpu = plan.gpus["Vulkan0"]
@@ -80,21 +81,21 @@ def test_everything_fits_on_a_big_gpu() -> None:
 
 def test_the_output_layer_goes_first_then_the_last_blocks() -> None:
     model = shape()
-    plan = plan_offload(model, [gpu(room_for(model, 10.5))], **SETTINGS)
+    plan = plan_offload(model, [gpu(room_for(model, 10.5))], WORK)
     assert plan.num_gpu == 11  # the output layer and the last 10 blocks
     assert plan.gpus["Vulkan0"].weights == 10 * LAYER + model.output_weights
     assert plan.cpu.weights == model.weights - 10 * LAYER - 4096  # output_norm moved
     assert "offloading 11/31 layers" in plan.describe()
     untied = shape(tied=False)
-    moved = plan_offload(untied, [gpu(room_for(untied, 10.5))], **SETTINGS)
+    moved = plan_offload(untied, [gpu(room_for(untied, 10.5))], WORK)
     assert moved.cpu.weights == untied.weights - 10 * LAYER - untied.output_weights
 
 
 def test_the_headroom_and_overhead_are_kept_free() -> None:
     model = shape()
     free = room_for(model, 10.5)
-    assert plan_offload(model, [gpu(free)], **SETTINGS, overhead=5 * LAYER).num_gpu < 11
-    assert plan_offload(model, [gpu(GPU_HEADROOM)], **SETTINGS).num_gpu == 0
+    assert plan_offload(model, [gpu(free)], WORK, overhead=5 * LAYER).num_gpu < 11
+    assert plan_offload(model, [gpu(GPU_HEADROOM)], WORK).num_gpu == 0
 
 
 def test_two_gpus_share_the_layers_by_their_free_memory() -> None:
@@ -102,7 +103,7 @@ def test_two_gpus_share_the_layers_by_their_free_memory() -> None:
     whole = estimate_memory(model, **SETTINGS)
     only_blocks = room_for(model, 6) - model.output_weights
     devices = [gpu(only_blocks, "CUDA0"), gpu(room_for(model, 12), "CUDA1")]
-    plan = plan_offload(model, devices, **SETTINGS)
+    plan = plan_offload(model, devices, WORK)
     assert plan.num_gpu in (19, 20)  # the output layer and 18 blocks (in all)
     first, second = plan.tensor_split
     assert first + second == pytest.approx(1) and second > first
@@ -112,7 +113,7 @@ def test_two_gpus_share_the_layers_by_their_free_memory() -> None:
 
 def test_no_gpu_keeps_every_layer_on_the_cpu() -> None:
     model = shape()
-    plan = plan_offload(model, [], **SETTINGS)
+    plan = plan_offload(model, [], WORK)
     assert plan.num_gpu == 0 and not plan.gpus
     assert plan.cpu == estimate_memory(model, **SETTINGS)
     assert plan.describe().startswith("no GPU: every layer on the CPU; CPU ")
@@ -121,7 +122,7 @@ def test_no_gpu_keeps_every_layer_on_the_cpu() -> None:
 def test_a_model_that_fits_nowhere_fails_with_the_numbers() -> None:
     model = shape()
     with pytest.raises(InsufficientMemoryError) as caught:
-        plan_offload(model, [gpu(GPU_HEADROOM)], **SETTINGS, cpu_available=50 * MiB)
+        plan_offload(model, [gpu(GPU_HEADROOM)], WORK, cpu_available=50 * MiB)
     message = str(caught.value)
     assert message.startswith("the model does not fit: no layer fits on a GPU (Vulkan0 256 MiB")
     assert "only 50 MiB of memory is available" in message
@@ -143,7 +144,7 @@ def test_gpu_overhead_is_read_from_the_environment(monkeypatch: pytest.MonkeyPat
 def test_an_output_projection_the_gpu_cannot_run_stays_on_the_cpu_with_the_logits() -> None:
     model = shape()
     refusing = GpuDevice("Vulkan0", "test GPU", free=8 << 30, total=8 << 30, takes_output=False)
-    plan = plan_offload(model, [refusing], **SETTINGS)
+    plan = plan_offload(model, [refusing], WORK)
     whole = estimate_memory(model, **SETTINGS)
     assert plan.num_gpu == 31  # llama.cpp still counts the output layer as offloaded
     assert plan.gpus["Vulkan0"].weights == N_LAYER * LAYER  # but its matrix is not there

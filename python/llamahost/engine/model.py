@@ -45,7 +45,7 @@ from llamahost.engine.structured import Format, grammar_for
 from llamahost.errors import GGUFError, LlamahostError, ModelLoadError, OptionError
 from llamahost.gguf import PathLike, model_paths
 from llamahost.memory import model_shape
-from llamahost.offload import OffloadPlan, auto_offload
+from llamahost.offload import OffloadPlan, Workload, auto_offload
 from llamahost.system import cpu_has_amx
 
 ProgressCallback = Callable[[float], bool | None]
@@ -630,8 +630,7 @@ def _auto_offload(
     num_ctx = context.num_ctx or shape.n_ctx_train
     if shape.n_ctx_train:
         num_ctx = min(num_ctx, shape.n_ctx_train)
-    return auto_offload(
-        shape,
+    workload = Workload(
         num_ctx=num_ctx,
         parallel=parallel,
         num_batch=context.num_batch,
@@ -639,3 +638,4 @@ def _auto_offload(
         flash_attn=context.flash_attn,
         adapter_bytes=adapter_bytes,
     )
+    return auto_offload(shape, workload)
