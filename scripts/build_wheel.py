@@ -120,12 +120,7 @@ def pinned_llama_cpp_python() -> str:
 
 def fetch_sdist(version: str, cache: Path) -> Path:
     """The pinned llama-cpp-python sdist, downloaded once and checked against its sha256."""
-    expected = SDIST_SHA256.get(version)
-    if expected is None:
-        raise SystemExit(
-            f"no sha256 known for llama-cpp-python=={version}: add it to SDIST_SHA256 in "
-            f"{Path(__file__).name} (PyPI lists it)"
-        )
+    expected = SDIST_SHA256[version]  # main() refuses a version without one
     path = cache / f"llama_cpp_python-{version}.tar.gz"
     if path.is_file() and _sha256(path) == expected:
         return path
@@ -456,7 +451,10 @@ def main(argv: list[str] | None = None) -> Path:
     work.mkdir(parents=True, exist_ok=True)
     version = pinned_llama_cpp_python()
     if version not in SDIST_SHA256:
-        raise SystemExit(f"no sha256 known for llama-cpp-python=={version}: add it to SDIST_SHA256")
+        raise SystemExit(
+            f"no sha256 known for llama-cpp-python=={version}: add PyPI's to SDIST_SHA256 in "
+            f"{Path(__file__).name}"
+        )
     key = input_key(args.backend, args.cuda_architectures, version)
     if args.cache is not None and (hit := cached_wheel(args.cache, key, args.out, args.backend)):
         log(f"wheel={hit} size_mb={hit.stat().st_size / 1e6:.1f} cached (inputs {key})")
