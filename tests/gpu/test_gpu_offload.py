@@ -12,8 +12,6 @@ wheel in CI: a real Vulkan device that runs on the CPU).
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +30,7 @@ from llamahost.offload import (
 )
 from llamahost.runner.state import MemoryLog
 from support.load_log import device_bytes
-from support.load_log import load_log as capture_load_log
+from support.tiny_model import write_huge_context_model
 
 # A prompt whose greedy answer is clear: on open text GPU and CPU kernels (different float
 # summation orders) part after 5-20 tokens, on both models, as llama.cpp's own do.
@@ -40,12 +38,6 @@ PROMPT = "1, 2, 3, 4, 5, 6,"
 GREEDY = {"temperature": 0, "num_predict": 16, "seed": 1}
 NUM_CTX = 1024
 WORK = Workload(num_ctx=NUM_CTX)
-
-
-@pytest.fixture
-def load_log() -> Iterator[MemoryLog]:
-    with capture_load_log() as log:
-        yield log
 
 
 def _greedy(path: Path, num_gpu: int) -> str:
@@ -188,18 +180,15 @@ def test_api_ps_reports_memory_per_device(
 
 
 def test_a_model_that_fits_nowhere_fails_before_loading(
-    gpu_device: dict[str, Any], smollm2_path: Path
+    gpu_device: dict[str, Any], tmp_path: Path
 ) -> None:
-    shape = model_shape([str(smollm2_path)])
-    device = GpuDevice.from_info(gpu_device)
+    """A header whose KV cache needs terabytes: refused with the numbers, GPU included,
+    before llama.cpp reads it (it would fail otherwise: its tensors are not that model's)."""
+    huge = write_huge_context_model(tmp_path / "huge.gguf")
     with pytest.raises(llamahost.InsufficientMemoryError) as caught:
-        plan_offload(
-            shape,
-            [device],
-            WORK,
-            overhead=device.free,  # no room on the GPU
-            cpu_available=shape.weights // 2,
-        )
+        llamahost.load(huge, num_ctx=1 << 24)
     message = str(caught.value)
-    assert "no GPU" not in message and "does not fit" in message and "MiB" in message
-    assert os.environ.get("LLAMAHOST_GPU_OVERHEAD") is None
+    assert message.startswith(
+        f"the model does not fit: no layer fits on a GPU ({gpu_device['name']} "
+    )
+    assert "TiB" in message and "of memory is available" in message

@@ -15,9 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import gguf
 import httpx
-import numpy as np
 from server_fixtures import LiveServer, start_server, stop_server
 
 
@@ -116,29 +114,3 @@ def serving(store_root: Path, workdir: Path, **env: str) -> Iterator[InferenceSe
     finally:
         server.close_clients()
         stop_server(server.live)
-
-
-def write_huge_context_model(path: Path) -> Path:
-    """A GGUF whose header describes a model with a 16M-token context and very wide
-    attention heads: a KV cache of terabytes. Its few tensors are not that model's (the
-    server refuses it from the header alone, before any runner reads the tensors)."""
-    writer = gguf.GGUFWriter(str(path), "llama")
-    writer.add_context_length(1 << 24)
-    writer.add_embedding_length(64)
-    writer.add_block_count(2)
-    writer.add_feed_forward_length(128)
-    writer.add_head_count(4)
-    writer.add_head_count_kv(4)
-    writer.add_key_length(4096)
-    writer.add_value_length(4096)
-    writer.add_tokenizer_model("llama")
-    tokens = [b"<unk>", b"<s>", b"</s>"] + [f"<0x{b:02X}>".encode() for b in range(256)]
-    writer.add_token_list(tokens)
-    writer.add_token_scores([0.0] * len(tokens))
-    writer.add_token_types([2, 3, 3] + [6] * 256)
-    writer.add_tensor("token_embd.weight", np.zeros((len(tokens), 64), dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path

@@ -23,11 +23,11 @@ from typing import Any
 import httpx
 import ollama
 import pytest
-from server_inference_fixtures import InferenceServer, alive, serving, write_huge_context_model
+from server_inference_fixtures import InferenceServer, alive, serving
 
 from llamahost.modelfile.create import create_model
 from llamahost.store.model_store import ModelStore
-from support.tiny_model import write_tiny_model
+from support.tiny_model import write_huge_context_model, write_tiny_model
 
 pytestmark = pytest.mark.slow
 

@@ -4,7 +4,6 @@ tests/gpu checks the same on a GPU device."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,15 +12,9 @@ import llamahost
 from llamahost.memory import model_shape
 from llamahost.offload import Workload, plan_offload
 from llamahost.runner.state import MemoryLog
-from support.load_log import load_log as capture_load_log
+from support.tiny_model import write_huge_context_model
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def load_log() -> Iterator[MemoryLog]:
-    with capture_load_log() as log:
-        yield log
 
 
 @pytest.mark.parametrize("num_ctx", [2048, 8192])
@@ -46,3 +39,14 @@ def test_cpu_estimate_is_within_ten_percent_of_what_llama_cpp_allocates(
     assert abs(plan.cpu.total - total) <= 0.10 * total
     for kind in ("weights", "kv", "compute"):
         assert abs(estimated[kind] - measured[kind]) <= 0.10 * measured[kind], kind
+
+
+def test_a_model_that_fits_nowhere_fails_before_loading(tmp_path: Path) -> None:
+    """A header whose KV cache needs terabytes: refused with the numbers before llama.cpp
+    reads it (it would fail otherwise: its tensors are not that model's)."""
+    huge = write_huge_context_model(tmp_path / "huge.gguf")
+    with pytest.raises(llamahost.InsufficientMemoryError) as caught:
+        llamahost.load(huge, num_ctx=1 << 24, num_gpu=-1)
+    message = str(caught.value)
+    assert message.startswith("the model does not fit: ")
+    assert "TiB" in message and "of memory is available" in message
