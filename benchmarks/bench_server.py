@@ -207,11 +207,15 @@ def main() -> None:
 
             # Prompts that run the whole 128 tokens (greedy, so it is known in advance): one
             # that ends early would leave the others decoding alone and understate batching.
-            full = [
-                f"{STORY} ({i})"
-                for i in range(16)
-                if api_stream(client, {**body, "prompt": f"{STORY} ({i})"})[1] == N_PREDICT
-            ][:4]
+            full: list[str] = []
+            for i in range(16):
+                prompt = f"{STORY} ({i})"
+                if api_stream(client, {**body, "prompt": prompt})[1] == N_PREDICT:
+                    full.append(prompt)
+                if len(full) == 4:
+                    break
+            else:
+                raise SystemExit(f"only {len(full)} of 16 prompts run all {N_PREDICT} tokens")
 
             def streams(n: int) -> float:
                 counts: list[int] = []

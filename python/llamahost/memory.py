@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llamahost.gguf_header import GGUFInfo, read_gguf
+from llamahost.gguf_header import GGUFInfo, TensorInfo, read_gguf
 
 #: KV cache element types: (elements per block, bytes per block), as ggml lays them out.
 KV_TYPE_SIZES: dict[str, tuple[int, int]] = {
@@ -117,14 +117,6 @@ def _header(path: str, size: int, mtime_ns: int) -> GGUFInfo:
     return read_gguf(path, max_array_length=0)
 
 
-def read_header(path: str | os.PathLike[str]) -> GGUFInfo:
-    """A GGUF file's metadata and tensor infos (long arrays left out), cached per file
-    version. Raises GGUFError for a file that is not a readable GGUF."""
-    text = os.fspath(path)
-    st = os.stat(text)
-    return _header(text, st.st_size, st.st_mtime_ns)
-
-
 @dataclass(frozen=True)
 class ModelShape:
     """The numbers of a model's architecture that its memory depends on."""
@@ -144,8 +136,7 @@ class ModelShape:
     layer_weights: tuple[int, ...] = ()  # bytes of each repeating layer's tensors (blk.N.*)
     output_weights: int = 0  # bytes the output layer puts on a GPU (see _output_weights)
     output_copied: int = 0  # of those, bytes copied from token_embd (which stays on the CPU)
-    output_matrix: int = 0  # the output projection's bytes: one tensor, one GPU buffer
-    output_type: str = ""  # its ggml type ("q8_0", ...)
+    output_type: str = ""  # the output projection's ggml type ("q8_0", ...)
     n_ff: int = 0  # feed-forward width (the largest per layer)
 
     @classmethod
@@ -153,6 +144,7 @@ class ModelShape:
         """The shape of the model whose shards (in order; one for a plain file) are `infos`."""
         first = infos[0]
         arch = first.architecture or ""
+        tensors = [tensor for info in infos for tensor in info.tensors]
 
         def value(key: str, default: Any = None) -> Any:
             return first.metadata.get(f"{arch}.{key}", default)
@@ -188,50 +180,37 @@ class ModelShape:
             value_length=value_length,
             sliding_window=window,
             swa_layers=swa_layers,
-            weights=sum(t.size for info in infos for t in info.tensors),
-            layer_weights=_layer_weights(infos, n_layer),
-            output_weights=_output_weights(infos),
-            output_copied=_output_copied(infos),
-            output_matrix=_output_matrix(infos),
-            output_type=_output_type(infos),
+            weights=sum(t.size for t in tensors),
+            layer_weights=_layer_weights(tensors, n_layer),
+            **_output_layer(tensors),
             n_ff=max(_per_layer(value("feed_forward_length"), n_layer, 0), default=0),
         )
 
 
-def _layer_weights(infos: Sequence[GGUFInfo], n_layer: int) -> tuple[int, ...]:
+def _layer_weights(tensors: Sequence[TensorInfo], n_layer: int) -> tuple[int, ...]:
     sizes = [0] * n_layer
-    for info in infos:
-        for tensor in info.tensors:
-            if tensor.name.startswith("blk."):
-                index = tensor.name.split(".", 2)[1]
-                if index.isdigit() and int(index) < n_layer:
-                    sizes[int(index)] += tensor.size
+    for tensor in tensors:
+        if tensor.name.startswith("blk."):
+            index = tensor.name.split(".", 2)[1]
+            if index.isdigit() and int(index) < n_layer:
+                sizes[int(index)] += tensor.size
     return tuple(sizes)
 
 
-def _output_weights(infos: Sequence[GGUFInfo]) -> int:
+def _output_layer(tensors: Sequence[TensorInfo]) -> dict[str, Any]:
     """The output layer's tensors (``output_norm``, ``output``). A model whose output shares
     the token embedding (no ``output.weight``) gets a copy of ``token_embd`` on the GPU that
     holds the output layer: the input copy stays on the CPU (llama.cpp's TENSOR_DUPLICATED)."""
-    sizes = {t.name: t.size for info in infos for t in info.tensors}
-    output = sizes.get("output.weight", sizes.get("token_embd.weight", 0))
-    norms = sum(v for k, v in sizes.items() if k.startswith("output") and k != "output.weight")
-    return output + norms
-
-
-def _output_matrix(infos: Sequence[GGUFInfo]) -> int:
-    sizes = {t.name: t.size for info in infos for t in info.tensors}
-    return sizes.get("output.weight", sizes.get("token_embd.weight", 0))
-
-
-def _output_type(infos: Sequence[GGUFInfo]) -> str:
-    types = {t.name: t.type for info in infos for t in info.tensors}
-    return types.get("output.weight", types.get("token_embd.weight", ""))
-
-
-def _output_copied(infos: Sequence[GGUFInfo]) -> int:
-    sizes = {t.name: t.size for info in infos for t in info.tensors}
-    return 0 if "output.weight" in sizes else sizes.get("token_embd.weight", 0)
+    by_name = {t.name: t for t in tensors}
+    matrix = by_name.get("output.weight") or by_name.get("token_embd.weight")
+    norms = sum(
+        t.size for t in tensors if t.name.startswith("output") and t.name != "output.weight"
+    )
+    return {
+        "output_weights": (matrix.size if matrix else 0) + norms,
+        "output_copied": matrix.size if matrix and matrix.name == "token_embd.weight" else 0,
+        "output_type": matrix.type if matrix else "",
+    }
 
 
 def _int(value: Any, default: int) -> int:
@@ -259,11 +238,28 @@ def _vocab_size(info: GGUFInfo, arch: str) -> int:
 
 
 def model_shape(model_paths: Sequence[str | os.PathLike[str]]) -> ModelShape:
-    """Read the shards' headers and return the model's shape (GGUFError if unreadable)."""
-    return ModelShape.of([read_header(p) for p in model_paths])
+    """Read the shards' headers and return the model's shape (GGUFError if unreadable),
+    cached per file version (the server asks on every request)."""
+    versions = []
+    for path in model_paths:
+        st = os.stat(os.fspath(path))
+        versions.append((os.fspath(path), st.st_size, st.st_mtime_ns))
+    return _shape(tuple(versions))
+
+
+@functools.lru_cache(maxsize=64)
+def _shape(versions: tuple[tuple[str, int, int], ...]) -> ModelShape:
+    return ModelShape.of([_header(*version) for version in versions])
 
 
 # ---- the estimate -------------------------------------------------------------------------
+
+
+def effective_num_ctx(num_ctx: int, n_ctx_train: int) -> int:
+    """The context a model gets for `num_ctx` (0: its training context): never more than it
+    was trained for, as Ollama does (llama.cpp would only warn)."""
+    n_ctx = num_ctx or n_ctx_train
+    return min(n_ctx, n_ctx_train) if n_ctx_train > 0 else n_ctx
 
 
 def _pad(n: int, to: int) -> int:

@@ -48,18 +48,14 @@ class GpuDevice:
     """A GPU as llama.cpp's device list reports it."""
 
     name: str  # "Vulkan0", "CUDA0"
-    description: str
-    free: int
-    total: int
+    free: int  # bytes
     takes_output: bool = True  # runs the output projection (llama.cpp asks the device)
 
     @classmethod
     def from_info(cls, device: dict[str, Any]) -> GpuDevice:
         return cls(
             name=str(device["name"]),
-            description=str(device.get("description", "")),
             free=int(device.get("memory_free", 0)),
-            total=int(device.get("memory_total", 0)),
         )
 
 
@@ -167,7 +163,7 @@ def plan_offload(
         kv_cache_type=workload.kv_cache_type,
     )
     n_layer = shape.n_layer
-    layers = list(shape.layer_weights) or [0] * n_layer
+    layers = shape.layer_weights
     # An output projection a device cannot run stays on the CPU, and with it the logits.
     output_fits = all(d.takes_output for d in devices)
     output = shape.output_weights if output_fits else 0

@@ -34,6 +34,7 @@ ENVIRONMENT_HELP = """environment variables:
   LLAMAHOST_ORIGINS            extra CORS origins for serve, comma-separated
   LLAMAHOST_API_KEY            serve requires "Authorization: Bearer <key>"; the
                                other commands send it
+  LLAMAHOST_GPU_OVERHEAD       bytes to leave free on each GPU when choosing num_gpu
   LLAMAHOST_DEBUG              1 for debug logs
   LLAMAHOST_NOHISTORY          do not keep the REPL's history (~/.llamahost/history)
 """

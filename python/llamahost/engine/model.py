@@ -44,7 +44,7 @@ from llamahost.engine.session_pool import Executor, SessionPool
 from llamahost.engine.structured import Format, grammar_for
 from llamahost.errors import GGUFError, LlamahostError, ModelLoadError, OptionError
 from llamahost.gguf import PathLike, model_paths
-from llamahost.memory import model_shape
+from llamahost.memory import effective_num_ctx, model_shape
 from llamahost.offload import OffloadPlan, Workload, auto_offload
 from llamahost.system import cpu_has_amx
 
@@ -627,11 +627,8 @@ def _auto_offload(
         shape = model_shape(paths)
     except GGUFError as e:
         raise ModelLoadError(f"cannot load model: {e}") from e
-    num_ctx = context.num_ctx or shape.n_ctx_train
-    if shape.n_ctx_train:
-        num_ctx = min(num_ctx, shape.n_ctx_train)
     workload = Workload(
-        num_ctx=num_ctx,
+        num_ctx=effective_num_ctx(context.num_ctx, shape.n_ctx_train),
         parallel=parallel,
         num_batch=context.num_batch,
         kv_cache_type=context.kv_cache_type,

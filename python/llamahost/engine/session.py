@@ -25,6 +25,7 @@ from llamahost.engine.responses import GenerateChunk, Metrics, TokenLogprob
 from llamahost.engine.sampling import build_sampler, resolve_seed
 from llamahost.engine.text_stream import TextStream
 from llamahost.errors import AbortedError, ContextOverflowError, LlamahostError
+from llamahost.memory import effective_num_ctx
 
 
 def native_context_params(
@@ -37,9 +38,7 @@ def native_context_params(
 ) -> dict[str, Any]:
     """Native context parameters for `options` (llama.cpp's defaults for the rest)."""
     params: dict[str, Any] = dict(_native.context_default_params())
-    n_ctx = options.num_ctx or model.n_ctx_train
-    if model.n_ctx_train > 0:
-        n_ctx = min(n_ctx, model.n_ctx_train)
+    n_ctx = effective_num_ctx(options.num_ctx, model.n_ctx_train)
     threads = options.resolved_threads()
     kv_type = _native.ggml_types()[options.kv_cache_type]
     params.update(

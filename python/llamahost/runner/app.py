@@ -124,13 +124,15 @@ async def respond(
     stream: bool,
     merge: Callable[[list[dict[str, Any]]], dict[str, Any]],
     encode: Callable[[Mapping[str, Any]], bytes] | None = None,
+    error_event: Callable[[str], Mapping[str, Any]] = lambda message: {"error": message},
     media_type: str = "application/x-ndjson",
 ) -> Response:
     """Run a generation: one encoded event per item while it streams (NDJSON lines unless
     `encode` says otherwise), or one merged object at the end.
 
-    Errors before the first item are a 400/500 response; after it, a last ``{"error"}``
-    event. A client that goes away cancels the generation.
+    Errors before the first item are a 400/500 response; after it, a last event made by
+    `error_event` (Ollama's ``{"error": "..."}`` unless the API says otherwise). A client
+    that goes away cancels the generation.
     """
     encode_event = encode or _line
     bridge: Bridge[dict[str, Any]] = Bridge(make)
@@ -163,15 +165,19 @@ async def respond(
             async for item in bridge.items():
                 yield encode_event(item)
         except Exception as exc:
-            yield encode_event({"error": str(exc)})
+            yield encode_event(error_event(str(exc)))
         finally:
             bridge.close()
 
     return StreamingResponse(events(), media_type=media_type)
 
 
+# one encoder, built once: json.dumps with options builds a new one per call (per token here)
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def _line(item: Mapping[str, Any]) -> bytes:
-    return json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+    return _COMPACT.encode(item).encode() + b"\n"
 
 
 # ---- Ollama's endpoints -------------------------------------------------------------------
@@ -426,6 +432,11 @@ def info_endpoint(state: RunnerState) -> Callable[[Request], Any]:
                 "size": model.size,
                 "load_duration": state.load_duration_ns,
                 "memory": state.memory,
+                "offload": (
+                    {"gpu_layers": state.offloaded[0], "layers": state.offloaded[1]}
+                    if state.offloaded
+                    else None
+                ),
                 "capabilities": model_capabilities(model.chat_template, state.metadata),
                 "metadata": state.metadata,
             }

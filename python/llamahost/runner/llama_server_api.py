@@ -214,6 +214,7 @@ def completion_endpoint(state: RunnerState) -> Callable[[Request], Any]:
             stream=stream,
             merge=lambda items: _merge_completion(items, n_probs),
             encode=_sse_event,
+            error_event=lambda message: {"error": {"message": message}},  # llama-server's
             media_type="text/event-stream",
         )
 

@@ -69,10 +69,7 @@ class MemoryLog(logging.Handler):
         for per_device in self.bytes.values():
             for kind, value in per_device.items():
                 total[kind] += value
-        totals: dict[str, Any] = {**total, "devices": self.bytes}
-        if self.offloaded is not None:
-            totals["gpu_layers"], totals["layers"] = self.offloaded
-        return totals
+        return {**total, "devices": self.bytes}
 
 
 class _WarningsUpward(logging.Handler):
@@ -99,6 +96,7 @@ class RunnerState:
         self.started = time.monotonic()
         self.load_duration_ns = 0
         self.memory: dict[str, Any] = {}
+        self.offloaded: tuple[int, int] | None = None  # (layers on GPUs, layers), if logged
         self.metadata: dict[str, Any] = {}  # the GGUF header's key/values (typed)
         self._model: Any = None  # llamahost.Model: the engine's executor, the GGUF template
         self._engine: Any = None
@@ -164,6 +162,7 @@ class RunnerState:
             # The server reports load durations (it also counts starting this process).
             self._model = Model(native, options, adapters=adapters, executor=engine)
             self.memory = memory_log.totals()
+            self.offloaded = memory_log.offloaded
             self.progress = 1.0
             self.loaded.set()
             log.info(

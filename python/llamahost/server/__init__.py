@@ -9,8 +9,8 @@ Modules (import what you need; this package imports nothing on its own)::
     streaming          answers made of events (NDJSON lines, or the last one), thread_events
     routes_models      /, /api/version, tags, show, copy, delete, pull, push, create, blobs
     routes_inference   generate, chat, embed, embeddings, ps
-    scheduler          which runners are loaded, slots, queue, keep_alive, eviction
-    memory             a model's memory estimate from its GGUF header; available memory
+    scheduler          which runners are loaded, slots, queue, keep_alive, eviction (with
+                       llamahost.memory: a model's estimate from its GGUF header)
     runner_process     one runner subprocess: start, requests, death, kill
     runner_http        the lean HTTP/1.1 client that carries generation streams
     openai_*           OpenAI's /v1: schemas, errors, the adapter to Ollama's, the routes

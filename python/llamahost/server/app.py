@@ -187,7 +187,7 @@ async def shutdown_scheduler(app: Starlette) -> None:
 
 @contextlib.asynccontextmanager
 async def _lifespan(app: Starlette) -> AsyncIterator[None]:
-    app.state.loop = asyncio.get_running_loop()
+    app.state.loop = asyncio.get_running_loop()  # serve.py's SIGTERM handler sets events on it
     try:
         yield
     finally:

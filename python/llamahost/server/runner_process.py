@@ -132,24 +132,19 @@ class RunnerInfo:
 
     @property
     def memory(self) -> dict[str, int]:
-        """Bytes of ``weights``, ``kv`` and ``compute``, all devices together."""
         memory = self.raw.get("memory")
         if not isinstance(memory, dict):
             return {}
-        return {
-            k: int(v)
-            for k, v in memory.items()
-            if k in ("weights", "kv", "compute") and isinstance(v, (int, float))
-        }
+        return {k: int(v) for k, v in memory.items() if isinstance(v, (int, float))}
 
     @property
     def gpu_layers(self) -> tuple[int, int] | None:
         """(layers offloaded to GPUs, layers), from llama.cpp's "offloaded 24/25 layers to
         GPU" line; None where it logged none (a build without GPU support)."""
-        memory = self.raw.get("memory")
-        if not isinstance(memory, dict) or "layers" not in memory:
+        offload = self.raw.get("offload")
+        if not isinstance(offload, dict):
             return None
-        return int(memory.get("gpu_layers", 0)), int(memory["layers"])
+        return int(offload.get("gpu_layers", 0)), int(offload.get("layers", 0))
 
     @property
     def memory_devices(self) -> dict[str, dict[str, int]]:
