@@ -20,10 +20,14 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from llamahost.engine.options import Options
 from llamahost.errors import LlamahostError
 from llamahost.runner.state import LaunchConfig, RunnerState
+
+if TYPE_CHECKING:
+    import uvicorn
 
 SECRET_VARIABLE = "LLAMAHOST_RUNNER_SECRET"
 #: After a failed load the process lingers this long so that /health can report why.
@@ -217,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     threading.Thread(target=load_then_watch, name="llamahost-load", daemon=True).start()
     if args.socket:
-        _restrict_socket_when_bound(args.socket)
+        _restrict_socket_when_bound(server, args.socket)
     server.run()
     engine = state.engine
     if engine is not None:
@@ -225,12 +229,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1 if state.error is not None else 0
 
 
-def _restrict_socket_when_bound(path: str) -> None:
-    """uvicorn makes its socket world-writable; the runner's is for its owner only."""
+def _restrict_socket_when_bound(server: uvicorn.Server, path: str) -> None:
+    """uvicorn makes its socket world-writable once it has bound it (``started`` then goes
+    true); the runner's is for its owner only. Changing the mode before that races uvicorn's
+    own chmod."""
 
     def restrict() -> None:
-        for _ in range(500):
-            if os.path.exists(path):
+        for _ in range(6000):
+            if server.started and os.path.exists(path):
                 os.chmod(path, 0o600)
                 return
             time.sleep(0.01)
